@@ -1,0 +1,345 @@
+//! Message bodies to records: the envelope, a bare array, or one record.
+//!
+//! Two paths give the same answer. The fast path decodes the whole body in one pass into typed,
+//! borrowed records; it is taken for nearly every message. When it fails, or when a record in
+//! it is malformed, the slow path splits the body into raw records first and decodes each on
+//! its own, so one bad record becomes one dead letter carrying its own bytes, and the other
+//! fifty-nine records of the message still flow.
+
+use crate::category::Category;
+use crate::input::RawRecord;
+use crate::lenient::Text;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a whole message body is a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not an envelope: the body is a JSON {0}, not {{\"records\":[…]}}, an array or a record")]
+    NotEnvelope(&'static str),
+    #[error("\"records\" is not a list: {0}")]
+    RecordsNotList(String),
+}
+
+impl MessageError {
+    /// A stable code for headers, metrics and dead-letter files.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MessageError::NotJson(_) => "not_json",
+            MessageError::NotEnvelope(_) => "not_envelope",
+            MessageError::RecordsNotList(_) => "records_not_list",
+        }
+    }
+}
+
+/// Why one record is a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("record is not an object")]
+    NotObject,
+    #[error("record has no category")]
+    NoCategory,
+    #[error("invalid {category} record: {error}")]
+    Invalid { category: String, error: String },
+    #[error("{0} record without properties")]
+    NoProperties(Category),
+    #[error("{0} record without properties.id")]
+    NoId(Category),
+    #[error("{0} record with neither properties.status.errorCode nor resultType")]
+    NoStatus(Category),
+    #[error("{0} record with neither properties.createdDateTime nor time")]
+    NoTime(Category),
+    #[error("{category} record: {error}")]
+    BadTime {
+        category: Category,
+        error: crate::timestamp::TimestampError,
+    },
+}
+
+impl RecordError {
+    /// A stable code for headers, metrics and dead-letter files.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecordError::NotObject => "not_object",
+            RecordError::NoCategory => "no_category",
+            RecordError::Invalid { .. } => "invalid_record",
+            RecordError::NoProperties(_) => "no_properties",
+            RecordError::NoId(_) => "no_id",
+            RecordError::NoStatus(_) => "no_status",
+            RecordError::NoTime(_) => "no_time",
+            RecordError::BadTime { .. } => "bad_time",
+        }
+    }
+}
+
+/// One record of a message, decoded or not.
+#[derive(Debug)]
+pub enum Slot<'a> {
+    Record(RawRecord<'a>),
+    Bad {
+        index: usize,
+        /// The record's own bytes, for the dead letter.
+        raw: &'a [u8],
+        error: RecordError,
+    },
+}
+
+/// Decodes one Event Hubs message body into its records.
+pub fn decode(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
+    if let Some(records) = fast(body) {
+        return Ok(records.into_iter().map(Slot::Record).collect());
+    }
+    slow(body)
+}
+
+/// The one-pass path: `None` means "take the slow path", never "bad input".
+fn fast(body: &[u8]) -> Option<Vec<RawRecord<'_>>> {
+    let records = match first_byte(body)? {
+        b'[' => serde_json::from_slice::<Vec<RawRecord>>(body).ok()?,
+        b'{' => {
+            let mut top = serde_json::from_slice::<RawRecord>(body).ok()?;
+            match top.records.take() {
+                Some(records) => records,
+                None => vec![top],
+            }
+        }
+        _ => return None,
+    };
+    records
+        .iter()
+        .all(|r| check(r).is_ok())
+        .then_some(records)
+}
+
+/// The shape a sign-in record must have before the rule can look at it: properties, an id, a
+/// status that says whether it succeeded, and a readable time. Checked here rather than later so
+/// that a bad record always takes the slow path and its dead letter carries its own bytes.
+fn check(r: &RawRecord) -> Result<(), RecordError> {
+    let Some(category) = r.category.as_ref() else {
+        return Err(RecordError::NoCategory);
+    };
+    let Some(category) = Category::parse(category.as_str()) else {
+        return Ok(()); // other categories are skipped, whatever their shape
+    };
+    let Some(props) = r.properties.as_ref() else {
+        return Err(RecordError::NoProperties(category));
+    };
+    if props.id.as_ref().is_none_or(|id| id.as_str().trim().is_empty()) {
+        return Err(RecordError::NoId(category));
+    }
+    let error_code = props.status.as_ref().and_then(|s| s.error_code?.value());
+    if error_code.is_none() && r.result_type.and_then(|c| c.value()).is_none() {
+        return Err(RecordError::NoStatus(category));
+    }
+    let time = props.created_date_time.as_ref().or(r.time.as_ref());
+    let Some(time) = time else {
+        return Err(RecordError::NoTime(category));
+    };
+    crate::timestamp::parse(time.as_str())
+        .map(|_| ())
+        .map_err(|error| RecordError::BadTime { category, error })
+}
+
+/// Only the category, for records whose typed decode failed.
+#[derive(Deserialize)]
+struct CategoryOnly<'a> {
+    #[serde(borrow, default)]
+    category: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    records: Option<&'a RawValue>,
+}
+
+fn slow(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
+    let whole: &RawValue =
+        serde_json::from_slice(body).map_err(|e| MessageError::NotJson(e.to_string()))?;
+    let raws: Vec<&RawValue> = match first_byte(body) {
+        Some(b'[') => {
+            serde_json::from_str(whole.get()).map_err(|e| MessageError::NotJson(e.to_string()))?
+        }
+        Some(b'{') => {
+            let env: RawEnvelope = serde_json::from_str(whole.get())
+                .map_err(|e| MessageError::NotJson(e.to_string()))?;
+            match env.records {
+                Some(list) => serde_json::from_str(list.get()).map_err(|_| {
+                    MessageError::RecordsNotList(format!("a JSON {}", kind_of(list.get())))
+                })?,
+                None => vec![whole],
+            }
+        }
+        _ => return Err(MessageError::NotEnvelope(kind_of(whole.get()))),
+    };
+    Ok(raws
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| record(index, raw))
+        .collect())
+}
+
+fn record(index: usize, raw: &RawValue) -> Slot<'_> {
+    let text = raw.get();
+    let bad = |error| Slot::Bad {
+        index,
+        raw: text.as_bytes(),
+        error,
+    };
+    if first_byte(text.as_bytes()) != Some(b'{') {
+        return bad(RecordError::NotObject);
+    }
+    match serde_json::from_str::<RawRecord>(text) {
+        Ok(mut r) => {
+            r.records = None;
+            match check(&r) {
+                Ok(()) => Slot::Record(r),
+                Err(e) => bad(e),
+            }
+        }
+        Err(error) => {
+            let category = serde_json::from_str::<CategoryOnly>(text)
+                .ok()
+                .and_then(|c| c.category);
+            match category {
+                // A category outside the sign-ins is skipped whatever its shape.
+                Some(c) if Category::parse(c.as_str()).is_none() => Slot::Record(RawRecord {
+                    category: Some(c),
+                    ..RawRecord::default()
+                }),
+                Some(c) => bad(RecordError::Invalid {
+                    category: c.as_str().to_owned(),
+                    error: error.to_string(),
+                }),
+                None => bad(RecordError::NoCategory),
+            }
+        }
+    }
+}
+
+fn first_byte(b: &[u8]) -> Option<u8> {
+    b.iter().copied().find(|c| !c.is_ascii_whitespace())
+}
+
+fn kind_of(json: &str) -> &'static str {
+    match first_byte(json.as_bytes()) {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R1: &str = r#"{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","resultType":"0","properties":{"id":"a1","status":{"errorCode":0}}}"#;
+    const R2: &str = r#"{"category":"NonInteractiveUserSignInLogs","resultType":0,"properties":{"id":"a2","createdDateTime":"12/12/2025 3:03:58 PM"}}"#;
+
+    fn ids(slots: &[Slot]) -> Vec<String> {
+        slots
+            .iter()
+            .map(|s| match s {
+                Slot::Record(r) => r
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.id.as_ref())
+                    .map_or("-".into(), |t| t.to_string()),
+                Slot::Bad { error, .. } => format!("bad:{}", error.code()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn envelope_array_and_single_record_are_all_accepted() {
+        let env = format!(r#"{{"records":[{R1},{R2}]}}"#);
+        assert_eq!(ids(&decode(env.as_bytes()).unwrap()), ["a1", "a2"]);
+        let arr = format!("[{R1},{R2}]");
+        assert_eq!(ids(&decode(arr.as_bytes()).unwrap()), ["a1", "a2"]);
+        assert_eq!(ids(&decode(R1.as_bytes()).unwrap()), ["a1"]);
+        assert!(decode(br#"{"records":[]}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn message_level_errors_are_named() {
+        let e = |b: &[u8]| decode(b).unwrap_err();
+        assert_eq!(e(b"not json").code(), "not_json");
+        assert_eq!(e(br#"{"records":[{"#).code(), "not_json");
+        assert_eq!(e(b"").code(), "not_json");
+        assert_eq!(e(b"42").to_string(), "not an envelope: the body is a JSON number, not {\"records\":[…]}, an array or a record");
+        assert_eq!(e(b"\"x\"").code(), "not_envelope");
+        assert_eq!(e(b"null").code(), "not_envelope");
+        assert_eq!(e(br#"{"records":5}"#).code(), "records_not_list");
+        assert_eq!(e(br#"{"records":{}}"#).to_string(), "\"records\" is not a list: a JSON object");
+        assert_eq!(e(b"{\"records\":[\"\xff\"]}").code(), "not_json");
+    }
+
+    #[test]
+    fn one_bad_record_does_not_spoil_the_message() {
+        let body = format!(
+            r#"{{"records":[{R1},42,{{"category":"SignInLogs"}},{{"category":"SignInLogs","properties":{{"userId":"u"}}}},{R2}]}}"#
+        );
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(
+            ids(&slots),
+            ["a1", "bad:not_object", "bad:no_properties", "bad:no_id", "a2"]
+        );
+        let Slot::Bad { raw, index, .. } = &slots[2] else {
+            panic!()
+        };
+        assert_eq!(*index, 2);
+        assert_eq!(*raw, br#"{"category":"SignInLogs"}"#);
+    }
+
+    #[test]
+    fn a_wrongly_typed_field_is_a_dead_letter_naming_the_field() {
+        let body = r#"[{"category":"SignInLogs","properties":{"id":"x","authenticationDetails":7}}]"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        let Slot::Bad { error, .. } = &slots[0] else {
+            panic!("{slots:?}")
+        };
+        assert_eq!(error.code(), "invalid_record");
+        assert!(error.to_string().contains("SignInLogs"), "{error}");
+    }
+
+    #[test]
+    fn other_categories_pass_whatever_their_shape() {
+        let body = r#"[{"category":"AuditLogs","properties":{"id":[1,2],"status":"weird"}},{"category":"AuditLogs"}]"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(slots.len(), 2);
+        for s in &slots {
+            let Slot::Record(r) = s else { panic!("{s:?}") };
+            assert_eq!(r.category.as_ref().unwrap().as_str(), "AuditLogs");
+        }
+    }
+
+    #[test]
+    fn status_and_time_are_checked_before_the_rule_sees_the_record() {
+        let body = r#"[{"category":"SignInLogs","properties":{"id":"x"},"time":"2025-12-12T14:56:31Z"},
+            {"category":"SignInLogs","resultType":"0","properties":{"id":"y"}},
+            {"category":"SignInLogs","resultType":"0","time":"yesterday","properties":{"id":"z"}}]"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(ids(&slots), ["bad:no_status", "bad:no_time", "bad:bad_time"]);
+    }
+
+    #[test]
+    fn a_record_without_category_is_a_dead_letter() {
+        let slots = decode(br#"[{"properties":{"id":"x"}}]"#).unwrap();
+        assert_eq!(ids(&slots), ["bad:no_category"]);
+    }
+
+    #[test]
+    fn escapes_and_unicode_decode_to_the_same_text() {
+        let body = r#"{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","resultType":0,"properties":{"id":"i","userDisplayName":"Zo\u00eb \"Z\" \u674e\u96f7","userAgent":"Mozilla\/5.0"}}"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        let Slot::Record(r) = &slots[0] else { panic!() };
+        let p = r.properties.as_ref().unwrap();
+        assert_eq!(p.user_display_name.as_ref().unwrap().as_str(), "Zoë \"Z\" 李雷");
+        assert_eq!(p.user_agent.as_ref().unwrap().as_str(), "Mozilla/5.0");
+    }
+}

@@ -1,0 +1,172 @@
+//! The sign-in record as Azure Monitor writes it, borrowed from the message bytes.
+//!
+//! Only the fields the rule and the output record need are declared; serde skips the rest
+//! without building them, and every string borrows from the input unless it had escapes. Every
+//! field is optional here: which absences are errors is decided by `decode` and `classify`,
+//! where the reason can be named.
+
+use crate::lenient::{Code, Flag, Text};
+use serde::Deserialize;
+
+/// One diagnostic record. `records` is only set when the message body was the envelope
+/// itself, so one pass over a `{…}` body decodes either an envelope or a single record.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RawRecord<'a> {
+    #[serde(borrow)]
+    pub records: Option<Vec<RawRecord<'a>>>,
+    #[serde(borrow)]
+    pub time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub category: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub tenant_id: Option<Text<'a>>,
+    pub result_type: Option<Code>,
+    #[serde(borrow)]
+    pub caller_ip_address: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub correlation_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub properties: Option<Properties<'a>>,
+}
+
+/// `properties` of a sign-in record.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Properties<'a> {
+    #[serde(borrow)]
+    pub id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub created_date_time: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_principal_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub app_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub app_display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub ip_address: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub client_app_used: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_agent: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub correlation_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub conditional_access_status: Option<Text<'a>>,
+    pub is_interactive: Option<Flag>,
+    #[serde(borrow)]
+    pub risk_level_during_sign_in: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub risk_state: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub resource_display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub resource_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub resource_tenant_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub authentication_requirement: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub status: Option<Status<'a>>,
+    #[serde(borrow)]
+    pub device_detail: Option<DeviceDetail<'a>>,
+    #[serde(borrow)]
+    pub location: Option<Location<'a>>,
+    #[serde(borrow)]
+    pub mfa_detail: Option<MfaDetail<'a>>,
+    #[serde(borrow)]
+    pub applied_conditional_access_policies: Option<Vec<Policy<'a>>>,
+    #[serde(borrow)]
+    pub authentication_details: Option<Vec<Step<'a>>>,
+}
+
+/// `properties.status`: the error code decides success; the texts explain it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Status<'a> {
+    pub error_code: Option<Code>,
+    #[serde(borrow)]
+    pub failure_reason: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub additional_details: Option<Text<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DeviceDetail<'a> {
+    #[serde(borrow)]
+    pub operating_system: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub browser: Option<Text<'a>>,
+    pub is_compliant: Option<Flag>,
+    pub is_managed: Option<Flag>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Location<'a> {
+    #[serde(borrow)]
+    pub city: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub state: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub country_or_region: Option<Text<'a>>,
+}
+
+/// `properties.mfaDetail`, filled only by older records (now usually `{}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MfaDetail<'a> {
+    #[serde(borrow)]
+    pub auth_method: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub auth_detail: Option<Text<'a>>,
+}
+
+/// One entry of `appliedConditionalAccessPolicies`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Policy<'a> {
+    #[serde(borrow)]
+    pub display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub result: Option<Text<'a>>,
+}
+
+/// One entry of `authenticationDetails`: the evidence the rule weighs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Step<'a> {
+    #[serde(borrow)]
+    pub authentication_method: Option<Text<'a>>,
+    pub succeeded: Option<Flag>,
+    #[serde(borrow)]
+    pub authentication_step_result_detail: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub authentication_step_requirement: Option<Text<'a>>,
+}
+
+impl Step<'_> {
+    /// `succeeded: true` in any spelling; absent or `null` is not a success.
+    pub fn succeeded(&self) -> bool {
+        matches!(self.succeeded, Some(Flag(Some(true))))
+    }
+
+    pub fn detail(&self) -> &str {
+        self.authentication_step_result_detail
+            .as_ref()
+            .map_or("", Text::as_str)
+    }
+}
+
+/// The text of an optional field, `""` when absent: the rule treats both alike.
+pub fn text<'s>(t: &'s Option<Text<'_>>) -> &'s str {
+    t.as_ref().map_or("", Text::as_str)
+}
