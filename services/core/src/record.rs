@@ -1,0 +1,346 @@
+//! The output record: one successful sign-in without MFA, as Kafka, Parquet and `filter` carry it.
+//!
+//! Field names are Azure's own (camelCase), so an analyst who knows the sign-in log reads it
+//! without a mapping; the seed report's columns are all here under their seed names. Every field
+//! is always present (`null` when Azure did not send it), so the JSON, the JSON Schema and the
+//! Arrow schema have one shape. Text borrows from the input message: building a record copies
+//! nothing but escaped strings.
+
+use crate::category::Category;
+use crate::classify::Reason;
+use crate::decode::RecordError;
+use crate::input::{self, Properties, RawRecord};
+use crate::lenient::{Flag, Text};
+use crate::timestamp::{self, Micros};
+use serde::{Deserialize, Serialize};
+
+/// Version of the output record's shape, sent as the Kafka header `schemaVersion`.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// One emitted sign-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignIn<'a> {
+    #[serde(borrow)]
+    pub id: Text<'a>,
+    #[serde(borrow)]
+    pub category: Text<'a>,
+    #[serde(borrow)]
+    pub tenant_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_principal_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_type: Option<Text<'a>>,
+    #[serde(
+        serialize_with = "timestamp::serialize",
+        deserialize_with = "timestamp::deserialize"
+    )]
+    pub created_date_time: Micros,
+    #[serde(borrow)]
+    pub app_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub app_display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub resource_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub resource_display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub ip_address: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub client_app_used: Option<Text<'a>>,
+    pub is_interactive: Option<bool>,
+    /// Always true on an emitted record; kept because the seed report has the column.
+    pub login_succeeded: bool,
+    #[serde(borrow)]
+    pub failure_reason: Option<Text<'a>>,
+    /// What the record states (`authenticationRequirement`): can be true on `mfa_skipped`.
+    pub mfa_required: bool,
+    #[serde(borrow)]
+    pub mfa_auth_method: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub mfa_auth_detail: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub mfa_result: Option<Text<'a>>,
+    pub reason: Reason,
+    /// Display names of the conditional-access policies that were applied (result success or
+    /// failure), in the record's order.
+    #[serde(borrow)]
+    pub policies: Vec<Text<'a>>,
+    #[serde(borrow)]
+    pub conditional_access_status: Option<Text<'a>>,
+    /// Distinct methods of the succeeded authentication steps, in order.
+    #[serde(borrow)]
+    pub authentication_methods: Vec<Text<'a>>,
+    #[serde(borrow)]
+    pub location: Option<Location<'a>>,
+    #[serde(borrow)]
+    pub device_detail: Option<DeviceDetail<'a>>,
+    #[serde(borrow)]
+    pub risk_level_during_sign_in: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub risk_state: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub correlation_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub user_agent: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub source: Source<'a>,
+    #[serde(
+        serialize_with = "timestamp::serialize",
+        deserialize_with = "timestamp::deserialize"
+    )]
+    pub ingested_at: Micros,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location<'a> {
+    #[serde(borrow)]
+    pub city: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub state: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub country_or_region: Option<Text<'a>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceDetail<'a> {
+    #[serde(borrow)]
+    pub operating_system: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub browser: Option<Text<'a>>,
+    pub is_compliant: Option<bool>,
+    pub is_managed: Option<bool>,
+}
+
+/// Where a record came from, so any row can be traced back to the event that carried it.
+///
+/// `kind` says which coordinates apply: `eventhubs` (event hub, partition, offset, sequence
+/// number, enqueued time), `kafka` (topic in `eventHub`, partition, offset, timestamp in
+/// `enqueuedTime`) or `file` (path and line).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source<'a> {
+    #[serde(borrow)]
+    pub kind: Text<'a>,
+    #[serde(borrow)]
+    pub event_hub: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub partition: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub offset: Option<Text<'a>>,
+    pub sequence_number: Option<i64>,
+    #[serde(
+        serialize_with = "timestamp::serialize_opt",
+        deserialize_with = "timestamp::deserialize_opt"
+    )]
+    pub enqueued_time: Option<Micros>,
+    #[serde(borrow)]
+    pub file: Option<Text<'a>>,
+    pub line: Option<u64>,
+}
+
+impl<'a> SignIn<'a> {
+    /// Builds the output record of a sign-in the classifier chose to emit.
+    pub fn build(
+        r: &RawRecord<'a>,
+        category: Category,
+        reason: Reason,
+        mfa_result: Option<Text<'a>>,
+        source: &Source<'a>,
+        ingested_at: Micros,
+    ) -> Result<SignIn<'a>, RecordError> {
+        let p = r.properties.as_ref().ok_or(RecordError::NoProperties(category))?;
+        let id = p.id.clone().ok_or(RecordError::NoId(category))?;
+        let created = p
+            .created_date_time
+            .as_ref()
+            .or(r.time.as_ref())
+            .ok_or(RecordError::NoTime(category))?;
+        let created_date_time = timestamp::parse(created.as_str())
+            .map_err(|error| RecordError::BadTime { category, error })?;
+        let status = p.status.as_ref();
+        let mfa = p.mfa_detail.as_ref();
+        Ok(SignIn {
+            id,
+            category: Text(category.as_str().into()),
+            tenant_id: non_empty(r.tenant_id.clone().or_else(|| p.resource_tenant_id.clone())),
+            user_id: non_empty(p.user_id.clone()),
+            user_principal_name: non_empty(p.user_principal_name.clone()),
+            user_display_name: non_empty(p.user_display_name.clone()),
+            user_type: non_empty(p.user_type.clone()),
+            created_date_time,
+            app_id: non_empty(p.app_id.clone()),
+            app_display_name: non_empty(p.app_display_name.clone()),
+            resource_id: non_empty(p.resource_id.clone()),
+            resource_display_name: non_empty(p.resource_display_name.clone()),
+            ip_address: non_empty(p.ip_address.clone().or_else(|| r.caller_ip_address.clone())),
+            client_app_used: non_empty(p.client_app_used.clone()),
+            is_interactive: interactive(p, category),
+            login_succeeded: true,
+            failure_reason: non_empty(status.and_then(|s| s.failure_reason.clone())),
+            mfa_required: input::text(&p.authentication_requirement)
+                .trim()
+                .eq_ignore_ascii_case("multiFactorAuthentication"),
+            mfa_auth_method: non_empty(mfa.and_then(|m| m.auth_method.clone())),
+            mfa_auth_detail: non_empty(mfa.and_then(|m| m.auth_detail.clone())),
+            mfa_result,
+            reason,
+            policies: applied_policies(p),
+            conditional_access_status: non_empty(p.conditional_access_status.clone()),
+            authentication_methods: methods(p),
+            location: p.location.as_ref().map(|l| Location {
+                city: non_empty(l.city.clone()),
+                state: non_empty(l.state.clone()),
+                country_or_region: non_empty(l.country_or_region.clone()),
+            }),
+            device_detail: p.device_detail.as_ref().map(|d| DeviceDetail {
+                operating_system: non_empty(d.operating_system.clone()),
+                browser: non_empty(d.browser.clone()),
+                is_compliant: flag(d.is_compliant),
+                is_managed: flag(d.is_managed),
+            }),
+            risk_level_during_sign_in: non_empty(p.risk_level_during_sign_in.clone()),
+            risk_state: non_empty(p.risk_state.clone()),
+            correlation_id: non_empty(p.correlation_id.clone().or_else(|| r.correlation_id.clone())),
+            user_agent: non_empty(p.user_agent.clone()),
+            source: source.clone(),
+            ingested_at,
+        })
+    }
+
+    /// The Kafka key: one user's sign-ins land in one partition, in order.
+    pub fn key(&self) -> &str {
+        self.user_id
+            .as_ref()
+            .or(self.user_principal_name.as_ref())
+            .unwrap_or(&self.id)
+            .as_str()
+    }
+
+    /// The identity duplicates are recognised by: (category, id).
+    pub fn dedup_key(&self) -> crate::dedup::Key {
+        crate::dedup::Key::of(self.category.as_str(), self.id.as_str())
+    }
+
+    /// Appends the record as one line of JSON (without the newline).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(out, self).expect("a SignIn always serializes to JSON");
+    }
+
+    /// Detaches the record from the message buffer it borrows from.
+    pub fn into_owned(self) -> SignIn<'static> {
+        let o = |t: Option<Text<'_>>| t.map(Text::into_owned);
+        SignIn {
+            id: self.id.into_owned(),
+            category: self.category.into_owned(),
+            tenant_id: o(self.tenant_id),
+            user_id: o(self.user_id),
+            user_principal_name: o(self.user_principal_name),
+            user_display_name: o(self.user_display_name),
+            user_type: o(self.user_type),
+            created_date_time: self.created_date_time,
+            app_id: o(self.app_id),
+            app_display_name: o(self.app_display_name),
+            resource_id: o(self.resource_id),
+            resource_display_name: o(self.resource_display_name),
+            ip_address: o(self.ip_address),
+            client_app_used: o(self.client_app_used),
+            is_interactive: self.is_interactive,
+            login_succeeded: self.login_succeeded,
+            failure_reason: o(self.failure_reason),
+            mfa_required: self.mfa_required,
+            mfa_auth_method: o(self.mfa_auth_method),
+            mfa_auth_detail: o(self.mfa_auth_detail),
+            mfa_result: o(self.mfa_result),
+            reason: self.reason,
+            policies: self.policies.into_iter().map(Text::into_owned).collect(),
+            conditional_access_status: o(self.conditional_access_status),
+            authentication_methods: self
+                .authentication_methods
+                .into_iter()
+                .map(Text::into_owned)
+                .collect(),
+            location: self.location.map(|l| Location {
+                city: o(l.city),
+                state: o(l.state),
+                country_or_region: o(l.country_or_region),
+            }),
+            device_detail: self.device_detail.map(|d| DeviceDetail {
+                operating_system: o(d.operating_system),
+                browser: o(d.browser),
+                is_compliant: d.is_compliant,
+                is_managed: d.is_managed,
+            }),
+            risk_level_during_sign_in: o(self.risk_level_during_sign_in),
+            risk_state: o(self.risk_state),
+            correlation_id: o(self.correlation_id),
+            user_agent: o(self.user_agent),
+            source: Source {
+                kind: self.source.kind.into_owned(),
+                event_hub: o(self.source.event_hub),
+                partition: o(self.source.partition),
+                offset: o(self.source.offset),
+                sequence_number: self.source.sequence_number,
+                enqueued_time: self.source.enqueued_time,
+                file: o(self.source.file),
+                line: self.source.line,
+            },
+            ingested_at: self.ingested_at,
+        }
+    }
+}
+
+/// Azure writes `""` as often as it omits a field; downstream both mean "unknown".
+fn non_empty(t: Option<Text<'_>>) -> Option<Text<'_>> {
+    t.filter(|t| !t.as_str().trim().is_empty())
+}
+
+fn flag(f: Option<Flag>) -> Option<bool> {
+    f.and_then(|f| f.0)
+}
+
+/// `isInteractive` as stated; when absent, the category says it.
+fn interactive(p: &Properties, category: Category) -> Option<bool> {
+    flag(p.is_interactive).or(match category {
+        Category::SignInLogs | Category::AdfsSignInLogs => Some(true),
+        Category::NonInteractiveUserSignInLogs => Some(false),
+        _ => None,
+    })
+}
+
+fn applied_policies<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
+    let Some(policies) = p.applied_conditional_access_policies.as_ref() else {
+        return Vec::new();
+    };
+    policies
+        .iter()
+        .filter(|pol| {
+            let result = input::text(&pol.result).trim();
+            result.is_empty()
+                || result.eq_ignore_ascii_case("success")
+                || result.eq_ignore_ascii_case("failure")
+        })
+        .filter_map(|pol| non_empty(pol.display_name.clone()))
+        .collect()
+}
+
+fn methods<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
+    let mut out: Vec<Text<'a>> = Vec::new();
+    for step in p.authentication_details.iter().flatten() {
+        if !step.succeeded() {
+            continue;
+        }
+        if let Some(m) = non_empty(step.authentication_method.clone())
+            && !out.iter().any(|o| o.as_str() == m.as_str())
+        {
+            out.push(m);
+        }
+    }
+    out
+}
