@@ -1,0 +1,138 @@
+//! One message body in, emitted sign-ins and dead letters out.
+//!
+//! The single entry point the services call: decode, classify, build. Sources and sinks only
+//! move bytes; they never look inside a record, so a change to the rule cannot be missed by one
+//! of them. Duplicate suppression is not done here because it needs one shared window per
+//! stream, which the caller owns (see `dedup`).
+
+use crate::classify::{Classifier, Decision, Skip};
+use crate::decode::{self, Slot};
+use crate::record::{SignIn, Source};
+use crate::stats::{NO_CATEGORY, Stats};
+use crate::timestamp::Micros;
+
+/// A piece of input that could not be processed, with the bytes to replay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter<'a> {
+    /// The whole message body, or the one record's bytes.
+    pub raw: &'a [u8],
+    /// Stable code: `not_json`, `not_envelope`, `records_not_list`, `not_object`, …
+    pub code: &'static str,
+    /// The reason, in words.
+    pub error: String,
+    /// The record's index in its message; `None` when the whole message is bad.
+    pub record: Option<usize>,
+}
+
+/// What `Processor::process` hands to the caller, in input order.
+#[derive(Debug)]
+pub enum Output<'a> {
+    SignIn(SignIn<'a>),
+    DeadLetter(DeadLetter<'a>),
+}
+
+/// Decodes and classifies message bodies; shareable across threads.
+#[derive(Debug, Clone, Default)]
+pub struct Processor {
+    classifier: Classifier,
+}
+
+impl Processor {
+    pub fn new(classifier: Classifier) -> Self {
+        Processor { classifier }
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// Processes one message body. Emitted records are counted by the caller after duplicate
+    /// suppression (`Stats::count_emitted` or `Stats::duplicates`); everything else is counted
+    /// here.
+    pub fn process<'a>(
+        &self,
+        body: &'a [u8],
+        source: &Source<'a>,
+        ingested_at: Micros,
+        stats: &mut Stats,
+        out: &mut impl FnMut(Output<'a>),
+    ) {
+        stats.messages += 1;
+        let slots = match decode::decode(body) {
+            Ok(slots) => slots,
+            Err(e) => {
+                stats.count_dead_letter(e.code(), true);
+                out(Output::DeadLetter(DeadLetter {
+                    raw: body,
+                    code: e.code(),
+                    error: e.to_string(),
+                    record: None,
+                }));
+                return;
+            }
+        };
+        for slot in slots {
+            match slot {
+                Slot::Record(r) => {
+                    let category = r.category.as_ref().map_or(NO_CATEGORY, |c| c.as_str());
+                    stats.count_category(category);
+                    match self.classifier.classify(&r) {
+                        Ok(Decision::Emit {
+                            category,
+                            reason,
+                            mfa_result,
+                        }) => match SignIn::build(&r, category, reason, mfa_result, source, ingested_at)
+                        {
+                            Ok(s) => out(Output::SignIn(s)),
+                            // `decode` checked the shape, so this is not expected; if it
+                            // happens, the message stands in for the record's own bytes.
+                            Err(e) => {
+                                stats.count_dead_letter(e.code(), false);
+                                out(Output::DeadLetter(DeadLetter {
+                                    raw: body,
+                                    code: e.code(),
+                                    error: e.to_string(),
+                                    record: None,
+                                }));
+                            }
+                        },
+                        Ok(Decision::Mfa(..)) => stats.mfa += 1,
+                        Ok(Decision::Failed(_)) => stats.failed += 1,
+                        Ok(Decision::Skipped(Skip::OtherCategory)) => stats.skipped_other += 1,
+                        Ok(Decision::Skipped(Skip::Workload)) => stats.skipped_workload += 1,
+                        Err(e) => {
+                            stats.count_dead_letter(e.code(), false);
+                            out(Output::DeadLetter(DeadLetter {
+                                raw: body,
+                                code: e.code(),
+                                error: e.to_string(),
+                                record: None,
+                            }));
+                        }
+                    }
+                }
+                Slot::Bad { index, raw, error } => {
+                    let category = category_of(&error);
+                    stats.count_category(category);
+                    stats.count_dead_letter(error.code(), false);
+                    out(Output::DeadLetter(DeadLetter {
+                        raw,
+                        code: error.code(),
+                        error: error.to_string(),
+                        record: Some(index),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+fn category_of(e: &decode::RecordError) -> &str {
+    use decode::RecordError as E;
+    match e {
+        E::NotObject | E::NoCategory => NO_CATEGORY,
+        E::Invalid { category, .. } => category,
+        E::NoProperties(c) | E::NoId(c) | E::NoStatus(c) | E::NoTime(c) => c.as_str(),
+        E::BadTime { category, .. } => category.as_str(),
+    }
+}

@@ -1,0 +1,149 @@
+//! Counts of what happened to every message and record.
+//!
+//! "Never a silent drop" is only checkable if every record lands in exactly one bucket: the
+//! buckets below add up to `records`, and `check` says so (tests and summaries rely on it).
+
+use crate::classify::Reason;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What one run (or one batch, merged later) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub messages: u64,
+    pub records: u64,
+    /// Records per `category` as written; `(none)` when a record had no readable category.
+    pub by_category: BTreeMap<String, u64>,
+    /// Emitted records per reason (after duplicate suppression).
+    pub emitted: BTreeMap<Reason, u64>,
+    /// Succeeded with MFA evidence.
+    pub mfa: u64,
+    /// Did not succeed (errors, interrupts).
+    pub failed: u64,
+    /// Categories outside the sign-in logs.
+    pub skipped_other: u64,
+    /// Workload-identity sign-ins while those are not classified.
+    pub skipped_workload: u64,
+    /// Emitted records suppressed as repeats of one already emitted.
+    pub duplicates: u64,
+    /// Whole messages that could not be decoded.
+    pub dead_letter_messages: u64,
+    /// Single records that could not be decoded or built.
+    pub dead_letter_records: u64,
+    /// Dead letters per error code.
+    pub dead_letters_by_code: BTreeMap<String, u64>,
+}
+
+/// Where a record with no readable category is counted.
+pub const NO_CATEGORY: &str = "(none)";
+
+impl Stats {
+    pub fn count_category(&mut self, category: &str) {
+        self.records += 1;
+        match self.by_category.get_mut(category) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_category.insert(category.to_owned(), 1);
+            }
+        }
+    }
+
+    pub fn count_dead_letter(&mut self, code: &str, whole_message: bool) {
+        if whole_message {
+            self.dead_letter_messages += 1;
+        } else {
+            self.dead_letter_records += 1;
+        }
+        *self.dead_letters_by_code.entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub fn count_emitted(&mut self, reason: Reason) {
+        *self.emitted.entry(reason).or_default() += 1;
+    }
+
+    pub fn emitted_total(&self) -> u64 {
+        self.emitted.values().sum()
+    }
+
+    pub fn dead_letters(&self) -> u64 {
+        self.dead_letter_messages + self.dead_letter_records
+    }
+
+    /// Adds another batch's counts to these.
+    pub fn merge(&mut self, o: &Stats) {
+        self.messages += o.messages;
+        self.records += o.records;
+        for (k, v) in &o.by_category {
+            *self.by_category.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.emitted {
+            *self.emitted.entry(*k).or_default() += v;
+        }
+        self.mfa += o.mfa;
+        self.failed += o.failed;
+        self.skipped_other += o.skipped_other;
+        self.skipped_workload += o.skipped_workload;
+        self.duplicates += o.duplicates;
+        self.dead_letter_messages += o.dead_letter_messages;
+        self.dead_letter_records += o.dead_letter_records;
+        for (k, v) in &o.dead_letters_by_code {
+            *self.dead_letters_by_code.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// Every record is in exactly one bucket; an error names the gap.
+    pub fn check(&self) -> Result<(), String> {
+        let buckets = self.emitted_total()
+            + self.duplicates
+            + self.mfa
+            + self.failed
+            + self.skipped_other
+            + self.skipped_workload
+            + self.dead_letter_records;
+        let by_category: u64 = self.by_category.values().sum();
+        if buckets != self.records || by_category != self.records {
+            return Err(format!(
+                "records {} but outcomes add up to {buckets} and categories to {by_category}",
+                self.records
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "messages       {}", self.messages)?;
+        writeln!(f, "records        {}", self.records)?;
+        for (c, n) in &self.by_category {
+            writeln!(f, "  {c:<36} {n}")?;
+        }
+        writeln!(f, "emitted        {}", self.emitted_total())?;
+        for r in Reason::ALL {
+            writeln!(f, "  {:<36} {}", r.as_str(), self.emitted.get(&r).unwrap_or(&0))?;
+        }
+        writeln!(f, "with MFA       {}", self.mfa)?;
+        writeln!(f, "failed         {}", self.failed)?;
+        writeln!(
+            f,
+            "skipped        {} (other categories {}, workload identities {})",
+            self.skipped_other + self.skipped_workload,
+            self.skipped_other,
+            self.skipped_workload
+        )?;
+        writeln!(f, "duplicates     {}", self.duplicates)?;
+        write!(
+            f,
+            "dead letters   {} (messages {}, records {})",
+            self.dead_letters(),
+            self.dead_letter_messages,
+            self.dead_letter_records
+        )?;
+        for (c, n) in &self.dead_letters_by_code {
+            write!(f, "\n  {c:<36} {n}")?;
+        }
+        Ok(())
+    }
+}
