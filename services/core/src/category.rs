@@ -81,7 +81,10 @@ mod tests {
 
     #[test]
     fn only_the_three_service_categories_are_workloads() {
-        let workloads: Vec<_> = Category::ALL.into_iter().filter(|c| c.is_workload()).collect();
+        let workloads: Vec<_> = Category::ALL
+            .into_iter()
+            .filter(|c| c.is_workload())
+            .collect();
         assert_eq!(workloads.len(), 3);
         assert!(!Category::AdfsSignInLogs.is_workload());
     }

@@ -152,7 +152,10 @@ impl Classifier {
     /// Decides one record that `decode` accepted.
     pub fn classify<'a>(&self, r: &RawRecord<'a>) -> Result<Decision<'a>, RecordError> {
         // Scope.
-        let Some(category) = r.category.as_ref().and_then(|c| Category::parse(c.as_str()))
+        let Some(category) = r
+            .category
+            .as_ref()
+            .and_then(|c| Category::parse(c.as_str()))
         else {
             return Ok(Decision::Skipped(Skip::OtherCategory));
         };
@@ -164,7 +167,11 @@ impl Classifier {
         };
 
         // Succeeded.
-        let error_code = p.status.as_ref().and_then(|s| s.error_code).and_then(|c| c.value());
+        let error_code = p
+            .status
+            .as_ref()
+            .and_then(|s| s.error_code)
+            .and_then(|c| c.value());
         let code = match error_code {
             Some(code) => code,
             None => match r.result_type.and_then(|c| c.value()) {
@@ -225,8 +232,7 @@ fn mfa_evidence(p: &Properties, steps: &[Step]) -> Option<Evidence> {
         return Some(Evidence::StepCompleted);
     }
     if succeeded().any(|s| {
-        names_multifactor(text(&s.authentication_step_requirement))
-            && !says_mfa_skipped(s.detail())
+        names_multifactor(text(&s.authentication_step_requirement)) && !says_mfa_skipped(s.detail())
     }) {
         return Some(Evidence::StepRequirement);
     }
@@ -245,7 +251,10 @@ fn mfa_evidence(p: &Properties, steps: &[Step]) -> Option<Evidence> {
     }
     if steps.is_empty() {
         let method = p.mfa_detail.as_ref().map_or("", |m| text(&m.auth_method));
-        let details = p.status.as_ref().map_or("", |s| text(&s.additional_details));
+        let details = p
+            .status
+            .as_ref()
+            .map_or("", |s| text(&s.additional_details));
         if !method.trim().is_empty() || says_mfa_done(details) {
             return Some(Evidence::LegacyDetail);
         }

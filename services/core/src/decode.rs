@@ -17,7 +17,9 @@ use serde_json::value::RawValue;
 pub enum MessageError {
     #[error("not JSON: {0}")]
     NotJson(String),
-    #[error("not an envelope: the body is a JSON {0}, not {{\"records\":[…]}}, an array or a record")]
+    #[error(
+        "not an envelope: the body is a JSON {0}, not {{\"records\":[…]}}, an array or a record"
+    )]
     NotEnvelope(&'static str),
     #[error("\"records\" is not a list: {0}")]
     RecordsNotList(String),
@@ -107,10 +109,7 @@ fn fast(body: &[u8]) -> Option<Vec<RawRecord<'_>>> {
         }
         _ => return None,
     };
-    records
-        .iter()
-        .all(|r| check(r).is_ok())
-        .then_some(records)
+    records.iter().all(|r| check(r).is_ok()).then_some(records)
 }
 
 /// The shape a sign-in record must have before the rule can look at it: properties, an id, a
@@ -126,7 +125,11 @@ fn check(r: &RawRecord) -> Result<(), RecordError> {
     let Some(props) = r.properties.as_ref() else {
         return Err(RecordError::NoProperties(category));
     };
-    if props.id.as_ref().is_none_or(|id| id.as_str().trim().is_empty()) {
+    if props
+        .id
+        .as_ref()
+        .is_none_or(|id| id.as_str().trim().is_empty())
+    {
         return Err(RecordError::NoId(category));
     }
     let error_code = props.status.as_ref().and_then(|s| s.error_code?.value());
@@ -271,11 +274,17 @@ mod tests {
         assert_eq!(e(b"not json").code(), "not_json");
         assert_eq!(e(br#"{"records":[{"#).code(), "not_json");
         assert_eq!(e(b"").code(), "not_json");
-        assert_eq!(e(b"42").to_string(), "not an envelope: the body is a JSON number, not {\"records\":[…]}, an array or a record");
+        assert_eq!(
+            e(b"42").to_string(),
+            "not an envelope: the body is a JSON number, not {\"records\":[…]}, an array or a record"
+        );
         assert_eq!(e(b"\"x\"").code(), "not_envelope");
         assert_eq!(e(b"null").code(), "not_envelope");
         assert_eq!(e(br#"{"records":5}"#).code(), "records_not_list");
-        assert_eq!(e(br#"{"records":{}}"#).to_string(), "\"records\" is not a list: a JSON object");
+        assert_eq!(
+            e(br#"{"records":{}}"#).to_string(),
+            "\"records\" is not a list: a JSON object"
+        );
         assert_eq!(e(b"{\"records\":[\"\xff\"]}").code(), "not_json");
     }
 
@@ -287,7 +296,13 @@ mod tests {
         let slots = decode(body.as_bytes()).unwrap();
         assert_eq!(
             ids(&slots),
-            ["a1", "bad:not_object", "bad:no_properties", "bad:no_id", "a2"]
+            [
+                "a1",
+                "bad:not_object",
+                "bad:no_properties",
+                "bad:no_id",
+                "a2"
+            ]
         );
         let Slot::Bad { raw, index, .. } = &slots[2] else {
             panic!()
@@ -298,7 +313,8 @@ mod tests {
 
     #[test]
     fn a_wrongly_typed_field_is_a_dead_letter_naming_the_field() {
-        let body = r#"[{"category":"SignInLogs","properties":{"id":"x","authenticationDetails":7}}]"#;
+        let body =
+            r#"[{"category":"SignInLogs","properties":{"id":"x","authenticationDetails":7}}]"#;
         let slots = decode(body.as_bytes()).unwrap();
         let Slot::Bad { error, .. } = &slots[0] else {
             panic!("{slots:?}")
@@ -324,7 +340,10 @@ mod tests {
             {"category":"SignInLogs","resultType":"0","properties":{"id":"y"}},
             {"category":"SignInLogs","resultType":"0","time":"yesterday","properties":{"id":"z"}}]"#;
         let slots = decode(body.as_bytes()).unwrap();
-        assert_eq!(ids(&slots), ["bad:no_status", "bad:no_time", "bad:bad_time"]);
+        assert_eq!(
+            ids(&slots),
+            ["bad:no_status", "bad:no_time", "bad:bad_time"]
+        );
     }
 
     #[test]
@@ -339,7 +358,10 @@ mod tests {
         let slots = decode(body.as_bytes()).unwrap();
         let Slot::Record(r) = &slots[0] else { panic!() };
         let p = r.properties.as_ref().unwrap();
-        assert_eq!(p.user_display_name.as_ref().unwrap().as_str(), "Zoë \"Z\" 李雷");
+        assert_eq!(
+            p.user_display_name.as_ref().unwrap().as_str(),
+            "Zoë \"Z\" 李雷"
+        );
         assert_eq!(p.user_agent.as_ref().unwrap().as_str(), "Mozilla/5.0");
     }
 }

@@ -85,7 +85,10 @@ mod tests {
         let mut w = Window::new(10);
         assert!(w.first_time(Key::of("SignInLogs", "a")));
         assert!(!w.first_time(Key::of("SignInLogs", "a")));
-        assert!(!w.first_time(Key::of("SignInLogs", "A")), "ids are GUIDs: case does not matter");
+        assert!(
+            !w.first_time(Key::of("SignInLogs", "A")),
+            "ids are GUIDs: case does not matter"
+        );
     }
 
     #[test]
@@ -103,7 +106,10 @@ mod tests {
             assert!(w.len() <= 3);
         }
         assert!(!w.first_time(Key::of("c", "999")));
-        assert!(w.first_time(Key::of("c", "0")), "forgotten beyond the window");
+        assert!(
+            w.first_time(Key::of("c", "0")),
+            "forgotten beyond the window"
+        );
     }
 
     #[test]

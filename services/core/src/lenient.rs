@@ -226,14 +226,17 @@ mod tests {
             let p = probe(&body).unwrap();
             assert_eq!(p.c.unwrap().value(), want, "{json}");
         }
-        assert!(probe(r#"{"t":null,"c":null,"f":null}"#).unwrap().c.is_none());
+        assert!(
+            probe(r#"{"t":null,"c":null,"f":null}"#)
+                .unwrap()
+                .c
+                .is_none()
+        );
     }
 
     #[test]
     fn code_rejects_words() {
-        let err = probe(r#"{"t":null,"c":"Success","f":null}"#)
-            .err()
-            .unwrap();
+        let err = probe(r#"{"t":null,"c":"Success","f":null}"#).err().unwrap();
         assert!(err.to_string().contains("not an integer"), "{err}");
         assert!(probe(r#"{"t":null,"c":[0],"f":null}"#).is_err());
     }

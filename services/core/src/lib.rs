@@ -4,11 +4,11 @@
 //! decides *which* sign-ins those are lives here, once: the services only move bytes in and
 //! records out, so a rule fixed here is fixed everywhere.
 
-pub mod generate;
 pub mod category;
 pub mod classify;
 pub mod decode;
 pub mod dedup;
+pub mod generate;
 pub mod input;
 pub mod lenient;
 pub mod process;

@@ -81,8 +81,14 @@ impl Processor {
                             category,
                             reason,
                             mfa_result,
-                        }) => match SignIn::build(&r, category, reason, mfa_result, source, ingested_at)
-                        {
+                        }) => match SignIn::build(
+                            &r,
+                            category,
+                            reason,
+                            mfa_result,
+                            source,
+                            ingested_at,
+                        ) {
                             Ok(s) => out(Output::SignIn(s)),
                             // `decode` checked the shape, so this is not expected; if it
                             // happens, the message stands in for the record's own bytes.

@@ -155,7 +155,10 @@ impl<'a> SignIn<'a> {
         source: &Source<'a>,
         ingested_at: Micros,
     ) -> Result<SignIn<'a>, RecordError> {
-        let p = r.properties.as_ref().ok_or(RecordError::NoProperties(category))?;
+        let p = r
+            .properties
+            .as_ref()
+            .ok_or(RecordError::NoProperties(category))?;
         let id = p.id.clone().ok_or(RecordError::NoId(category))?;
         let created = p
             .created_date_time
@@ -207,7 +210,11 @@ impl<'a> SignIn<'a> {
             }),
             risk_level_during_sign_in: non_empty(p.risk_level_during_sign_in.clone()),
             risk_state: non_empty(p.risk_state.clone()),
-            correlation_id: non_empty(p.correlation_id.clone().or_else(|| r.correlation_id.clone())),
+            correlation_id: non_empty(
+                p.correlation_id
+                    .clone()
+                    .or_else(|| r.correlation_id.clone()),
+            ),
             user_agent: non_empty(p.user_agent.clone()),
             source: source.clone(),
             ingested_at,

@@ -82,7 +82,11 @@ pub fn sign_in_schema() -> SchemaRef {
                 text("conditionalAccessStatus"),
                 list_of_text("authenticationMethods"),
                 Field::new("location", DataType::Struct(location_fields()), true),
-                Field::new("deviceDetail", DataType::Struct(device_detail_fields()), true),
+                Field::new(
+                    "deviceDetail",
+                    DataType::Struct(device_detail_fields()),
+                    true,
+                ),
                 text("riskLevelDuringSignIn"),
                 text("riskState"),
                 text("correlationId"),

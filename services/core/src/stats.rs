@@ -56,7 +56,10 @@ impl Stats {
         } else {
             self.dead_letter_records += 1;
         }
-        *self.dead_letters_by_code.entry(code.to_owned()).or_default() += 1;
+        *self
+            .dead_letters_by_code
+            .entry(code.to_owned())
+            .or_default() += 1;
     }
 
     pub fn count_emitted(&mut self, reason: Reason) {
@@ -122,7 +125,12 @@ impl fmt::Display for Stats {
         }
         writeln!(f, "emitted        {}", self.emitted_total())?;
         for r in Reason::ALL {
-            writeln!(f, "  {:<36} {}", r.as_str(), self.emitted.get(&r).unwrap_or(&0))?;
+            writeln!(
+                f,
+                "  {:<36} {}",
+                r.as_str(),
+                self.emitted.get(&r).unwrap_or(&0)
+            )?;
         }
         writeln!(f, "with MFA       {}", self.mfa)?;
         writeln!(f, "failed         {}", self.failed)?;

@@ -280,9 +280,7 @@ pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Micros, D::
 }
 
 /// Deserializes an optional timestamp; `null` is `None`.
-pub fn deserialize_opt<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Micros>, D::Error> {
+pub fn deserialize_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Micros>, D::Error> {
     let text: Option<std::borrow::Cow<'de, str>> = serde::Deserialize::deserialize(d)?;
     text.map(|t| parse(&t).map_err(serde::de::Error::custom))
         .transpose()
@@ -313,7 +311,10 @@ mod tests {
         assert_eq!(p("2025-12-12T14:56:31Z"), BASE);
         assert_eq!(p("2025-12-12T14:56:31.1Z"), "2025-12-12T14:56:31.100000Z");
         assert_eq!(p("2025-12-12T14:56:31.12Z"), "2025-12-12T14:56:31.120000Z");
-        assert_eq!(p("2025-12-12T14:56:31.123456Z"), "2025-12-12T14:56:31.123456Z");
+        assert_eq!(
+            p("2025-12-12T14:56:31.123456Z"),
+            "2025-12-12T14:56:31.123456Z"
+        );
         assert_eq!(
             p("2025-12-12T14:56:31.1234567Z"),
             "2025-12-12T14:56:31.123456Z"
@@ -331,7 +332,10 @@ mod tests {
         assert_eq!(p("2025-12-12T20:26:31+05:30"), BASE);
         assert_eq!(p("2025-12-12T06:56:31-08:00"), BASE);
         assert_eq!(p("2025-12-12T06:56:31-0800"), BASE);
-        assert_eq!(p("2025-12-13T00:56:31.5+10:00"), "2025-12-12T14:56:31.500000Z");
+        assert_eq!(
+            p("2025-12-13T00:56:31.5+10:00"),
+            "2025-12-12T14:56:31.500000Z"
+        );
         assert_eq!(
             p("2026-01-01T01:30:00+02:00"),
             "2025-12-31T23:30:00.000000Z",

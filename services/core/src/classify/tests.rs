@@ -122,7 +122,11 @@ fn evidence(record: &Value) -> Evidence {
 
 #[test]
 fn user_sign_in_categories_are_classified() {
-    for cat in ["SignInLogs", "NonInteractiveUserSignInLogs", "ADFSSignInLogs"] {
+    for cat in [
+        "SignInLogs",
+        "NonInteractiveUserSignInLogs",
+        "ADFSSignInLogs",
+    ] {
         let r = with(base(), |v| v["category"] = json!(cat));
         assert!(matches!(decide(&r), Decision::Emit { .. }), "{cat}");
     }
@@ -147,7 +151,13 @@ fn workload_identities_are_skipped_unless_asked_for() {
         });
         let d = decide_with(&with_flag, &r).unwrap();
         assert!(
-            matches!(d, Decision::Emit { reason: Reason::SingleFactor, .. }),
+            matches!(
+                d,
+                Decision::Emit {
+                    reason: Reason::SingleFactor,
+                    ..
+                }
+            ),
             "{cat}: {d:?}"
         );
     }
@@ -165,7 +175,9 @@ fn other_categories_are_skipped_not_dead_lettered() {
 #[test]
 fn error_code_zero_as_number_or_string_is_success() {
     for code in [json!(0), json!("0")] {
-        let r = with(base(), |v| v["properties"]["status"]["errorCode"] = code.clone());
+        let r = with(base(), |v| {
+            v["properties"]["status"]["errorCode"] = code.clone()
+        });
         assert!(matches!(decide(&r), Decision::Emit { .. }), "{code}");
     }
 }
@@ -183,7 +195,10 @@ fn error_code_decides_even_when_result_type_disagrees() {
 fn without_error_code_result_type_decides_as_string_or_number() {
     for rt in [json!("0"), json!(0)] {
         let r = with(base(), |v| {
-            v["properties"]["status"].as_object_mut().unwrap().remove("errorCode");
+            v["properties"]["status"]
+                .as_object_mut()
+                .unwrap()
+                .remove("errorCode");
             v["resultType"] = rt.clone();
         });
         assert!(matches!(decide(&r), Decision::Emit { .. }), "{rt}");
@@ -220,14 +235,21 @@ fn no_error_code_and_no_result_type_is_a_dead_letter_not_a_guess() {
 
 #[test]
 fn interrupts_are_not_successes() {
-    for code in [50074, 50076, 50072, 50079, 50158, 50140, 50125, 53003, 50126] {
+    for code in [
+        50074, 50076, 50072, 50079, 50158, 50140, 50125, 53003, 50126,
+    ] {
         let r = with(base(), |v| {
             v["properties"]["status"]["errorCode"] = json!(code);
             v["resultType"] = json!(code.to_string());
         });
         assert!(matches!(decide(&r), Decision::Failed(_)), "{code}");
-        let as_string = with(r, |v| v["properties"]["status"]["errorCode"] = json!(code.to_string()));
-        assert!(matches!(decide(&as_string), Decision::Failed(_)), "{code} as string");
+        let as_string = with(r, |v| {
+            v["properties"]["status"]["errorCode"] = json!(code.to_string())
+        });
+        assert!(
+            matches!(decide(&as_string), Decision::Failed(_)),
+            "{code} as string"
+        );
     }
 }
 
@@ -242,20 +264,36 @@ fn rule_1_completed_or_satisfied_details_are_mfa() {
         "MFA requirement satisfied by claim provided by external provider",
         "MFA requirement satisfied by strong authentication",
     ] {
-        let r = with(base(), steps(vec![
-            password_step(),
-            step("Mobile app notification", json!(true), detail, "Primary authentication"),
-        ]));
+        let r = with(
+            base(),
+            steps(vec![
+                password_step(),
+                step(
+                    "Mobile app notification",
+                    json!(true),
+                    detail,
+                    "Primary authentication",
+                ),
+            ]),
+        );
         assert_eq!(evidence(&r), Evidence::StepCompleted, "{detail}");
     }
 }
 
 #[test]
 fn rule_1_needs_the_step_to_have_succeeded() {
-    let r = with(base(), steps(vec![
-        password_step(),
-        step("Mobile app notification", json!(false), "MFA successfully completed", ""),
-    ]));
+    let r = with(
+        base(),
+        steps(vec![
+            password_step(),
+            step(
+                "Mobile app notification",
+                json!(false),
+                "MFA successfully completed",
+                "",
+            ),
+        ]),
+    );
     assert!(matches!(decide(&r), Decision::Emit { .. }));
 }
 
@@ -282,20 +320,31 @@ fn rule_2_multifactor_requirement_in_any_spelling() {
         "multiFactorAuthentication",
         "MULTI FACTOR AUTHENTICATION",
     ] {
-        let r = with(base(), steps(vec![
-            password_step(),
-            step("Text message", json!(true), "Authentication succeeded", req),
-        ]));
+        let r = with(
+            base(),
+            steps(vec![
+                password_step(),
+                step("Text message", json!(true), "Authentication succeeded", req),
+            ]),
+        );
         assert_eq!(evidence(&r), Evidence::StepRequirement, "{req}");
     }
 }
 
 #[test]
 fn rule_2_does_not_count_a_multifactor_step_that_says_skipped() {
-    let r = with(base(), steps(vec![
-        password_step(),
-        step("", json!(true), "MFA skipped due to location", "Multifactor authentication"),
-    ]));
+    let r = with(
+        base(),
+        steps(vec![
+            password_step(),
+            step(
+                "",
+                json!(true),
+                "MFA skipped due to location",
+                "Multifactor authentication",
+            ),
+        ]),
+    );
     assert_eq!(emitted(&r).0, Reason::MfaSkipped);
 }
 
@@ -309,30 +358,40 @@ fn rule_3_methods_that_are_multifactor_by_themselves() {
         "Passwordless phone sign-in",
         "Certificate (multifactor)",
     ] {
-        let r = with(base(), steps(vec![step(
-            method,
-            json!(true),
-            "Authentication succeeded",
-            "Primary authentication",
-        )]));
+        let r = with(
+            base(),
+            steps(vec![step(
+                method,
+                json!(true),
+                "Authentication succeeded",
+                "Primary authentication",
+            )]),
+        );
         assert_eq!(evidence(&r), Evidence::StrongMethod, "{method}");
     }
 }
 
 #[test]
 fn single_factor_certificate_is_not_a_strong_method() {
-    let r = with(base(), steps(vec![step(
-        "Certificate (singlefactor)",
-        json!(true),
-        "Authentication succeeded",
-        "Primary authentication",
-    )]));
+    let r = with(
+        base(),
+        steps(vec![step(
+            "Certificate (singlefactor)",
+            json!(true),
+            "Authentication succeeded",
+            "Primary authentication",
+        )]),
+    );
     assert_eq!(emitted(&r).0, Reason::SingleFactor);
 }
 
 #[test]
 fn rule_4_requirement_is_evidence_in_any_case() {
-    for req in ["multiFactorAuthentication", "MultiFactorAuthentication", " MULTIFACTORAUTHENTICATION "] {
+    for req in [
+        "multiFactorAuthentication",
+        "MultiFactorAuthentication",
+        " MULTIFACTORAUTHENTICATION ",
+    ] {
         let r = with(base(), |v| {
             props(v).insert("authenticationRequirement".into(), json!(req));
         });
@@ -343,25 +402,44 @@ fn rule_4_requirement_is_evidence_in_any_case() {
 #[test]
 fn rule_4_does_not_hold_when_a_step_says_skipped_and_none_completed() {
     let r = with(base(), |v| {
-        props(v).insert("authenticationRequirement".into(), json!("multiFactorAuthentication"));
+        props(v).insert(
+            "authenticationRequirement".into(),
+            json!("multiFactorAuthentication"),
+        );
         steps(vec![
             password_step(),
-            step("", json!(true), "MFA requirement skipped due to remembered device", ""),
+            step(
+                "",
+                json!(true),
+                "MFA requirement skipped due to remembered device",
+                "",
+            ),
         ])(v);
     });
     let (reason, result) = emitted(&r);
     assert_eq!(reason, Reason::MfaSkipped);
-    assert_eq!(result.as_deref(), Some("MFA requirement skipped due to remembered device"));
+    assert_eq!(
+        result.as_deref(),
+        Some("MFA requirement skipped due to remembered device")
+    );
 }
 
 #[test]
 fn skipped_and_completed_in_another_step_is_mfa() {
     let r = with(base(), |v| {
-        props(v).insert("authenticationRequirement".into(), json!("multiFactorAuthentication"));
+        props(v).insert(
+            "authenticationRequirement".into(),
+            json!("multiFactorAuthentication"),
+        );
         steps(vec![
             password_step(),
             step("", json!(true), "MFA skipped due to location", ""),
-            step("Mobile app notification", json!(true), "MFA successfully completed", ""),
+            step(
+                "Mobile app notification",
+                json!(true),
+                "MFA successfully completed",
+                "",
+            ),
         ])(v);
     });
     assert_eq!(evidence(&r), Evidence::StepCompleted);
@@ -376,7 +454,10 @@ fn rule_5_applies_to_older_records_without_steps() {
         })
     };
     let r = older(|v| {
-        props(v).insert("mfaDetail".into(), json!({"authMethod": "PhoneAppNotification", "authDetail": "+X XXXXXXXX12"}));
+        props(v).insert(
+            "mfaDetail".into(),
+            json!({"authMethod": "PhoneAppNotification", "authDetail": "+X XXXXXXXX12"}),
+        );
     });
     assert_eq!(evidence(&r), Evidence::LegacyDetail);
     let r = older(|v| {
@@ -385,23 +466,42 @@ fn rule_5_applies_to_older_records_without_steps() {
     assert_eq!(evidence(&r), Evidence::LegacyDetail);
     let r = older(|v| {
         props(v).insert("authenticationDetails".into(), json!([]));
-        v["properties"]["status"]["additionalDetails"] = json!("MFA requirement satisfied by claim in the token");
+        v["properties"]["status"]["additionalDetails"] =
+            json!("MFA requirement satisfied by claim in the token");
     });
-    assert_eq!(evidence(&r), Evidence::LegacyDetail, "an empty list is an older record too");
+    assert_eq!(
+        evidence(&r),
+        Evidence::LegacyDetail,
+        "an empty list is an older record too"
+    );
     let r = older(|v| {
         props(v).insert("mfaDetail".into(), json!({}));
     });
-    assert_eq!(emitted(&r).0, Reason::SingleFactor, "empty mfaDetail is no evidence");
+    assert_eq!(
+        emitted(&r).0,
+        Reason::SingleFactor,
+        "empty mfaDetail is no evidence"
+    );
     let r = older(|v| {
-        props(v).insert("mfaDetail".into(), json!({"authMethod": null, "authDetail": null}));
+        props(v).insert(
+            "mfaDetail".into(),
+            json!({"authMethod": null, "authDetail": null}),
+        );
     });
-    assert_eq!(emitted(&r).0, Reason::SingleFactor, "null authMethod is no evidence");
+    assert_eq!(
+        emitted(&r).0,
+        Reason::SingleFactor,
+        "null authMethod is no evidence"
+    );
 }
 
 #[test]
 fn rule_5_is_ignored_when_the_record_has_steps() {
     let r = with(base(), |v| {
-        props(v).insert("mfaDetail".into(), json!({"authMethod": "PhoneAppNotification"}));
+        props(v).insert(
+            "mfaDetail".into(),
+            json!({"authMethod": "PhoneAppNotification"}),
+        );
     });
     assert_eq!(emitted(&r).0, Reason::SingleFactor);
 }
@@ -418,10 +518,17 @@ fn every_skip_reason_is_mfa_skipped_with_the_detail() {
         "MFA skipped due to Windows broker logon",
     ] {
         let r = with(base(), |v| {
-            props(v).insert("authenticationRequirement".into(), json!("multiFactorAuthentication"));
+            props(v).insert(
+                "authenticationRequirement".into(),
+                json!("multiFactorAuthentication"),
+            );
             steps(vec![password_step(), step("", json!(true), detail, "")])(v);
         });
-        assert_eq!(emitted(&r), (Reason::MfaSkipped, Some(detail.to_owned())), "{detail}");
+        assert_eq!(
+            emitted(&r),
+            (Reason::MfaSkipped, Some(detail.to_owned())),
+            "{detail}"
+        );
     }
 }
 
@@ -459,17 +566,28 @@ fn legacy_clients_in_any_case_are_legacy_protocol() {
 fn legacy_wins_over_skipped_and_keeps_the_skip_detail() {
     let r = with(base(), |v| {
         props(v).insert("clientAppUsed".into(), json!("Exchange ActiveSync"));
-        steps(vec![password_step(), step("", json!(true), "MFA skipped due to app password", "")])(v);
+        steps(vec![
+            password_step(),
+            step("", json!(true), "MFA skipped due to app password", ""),
+        ])(v);
     });
     assert_eq!(
         emitted(&r),
-        (Reason::LegacyProtocol, Some("MFA skipped due to app password".into()))
+        (
+            Reason::LegacyProtocol,
+            Some("MFA skipped due to app password".into())
+        )
     );
 }
 
 #[test]
 fn modern_clients_are_not_legacy_and_the_list_is_configurable() {
-    for client in ["Browser", "Mobile Apps and Desktop clients", "", "IMAP4 proxy"] {
+    for client in [
+        "Browser",
+        "Mobile Apps and Desktop clients",
+        "",
+        "IMAP4 proxy",
+    ] {
         let r = with(base(), |v| {
             props(v).insert("clientAppUsed".into(), json!(client));
         });
@@ -480,12 +598,24 @@ fn modern_clients_are_not_legacy_and_the_list_is_configurable() {
         ..ClassifierConfig::default()
     });
     let d = decide_with(&custom, &base()).unwrap();
-    assert!(matches!(d, Decision::Emit { reason: Reason::LegacyProtocol, .. }));
+    assert!(matches!(
+        d,
+        Decision::Emit {
+            reason: Reason::LegacyProtocol,
+            ..
+        }
+    ));
     let imap = with(base(), |v| {
         props(v).insert("clientAppUsed".into(), json!("IMAP4"));
     });
     let d = decide_with(&custom, &imap).unwrap();
-    assert!(matches!(d, Decision::Emit { reason: Reason::SingleFactor, .. }));
+    assert!(matches!(
+        d,
+        Decision::Emit {
+            reason: Reason::SingleFactor,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -508,7 +638,10 @@ fn non_interactive_refresh_token_without_evidence_is_single_factor() {
     let r = with(base(), |v| {
         v["category"] = json!("NonInteractiveUserSignInLogs");
         props(v).insert("isInteractive".into(), json!(false));
-        props(v).insert("clientAppUsed".into(), json!("Mobile Apps and Desktop clients"));
+        props(v).insert(
+            "clientAppUsed".into(),
+            json!("Mobile Apps and Desktop clients"),
+        );
         steps(vec![])(v);
     });
     assert_eq!(emitted(&r).0, Reason::SingleFactor);
@@ -517,11 +650,15 @@ fn non_interactive_refresh_token_without_evidence_is_single_factor() {
 #[test]
 fn mfa_result_falls_back_to_additional_details() {
     let r = with(base(), |v| {
-        v["properties"]["status"]["additionalDetails"] = json!("MFA requirement satisfied by claim in the token");
+        v["properties"]["status"]["additionalDetails"] =
+            json!("MFA requirement satisfied by claim in the token");
     });
     assert_eq!(
         emitted(&r),
-        (Reason::SingleFactor, Some("MFA requirement satisfied by claim in the token".into())),
+        (
+            Reason::SingleFactor,
+            Some("MFA requirement satisfied by claim in the token".into())
+        ),
         "a claim mentioned only in additionalDetails of a record with steps is not evidence"
     );
 }
@@ -530,10 +667,16 @@ fn mfa_result_falls_back_to_additional_details() {
 fn matchers_read_words_not_substrings() {
     assert!(says_mfa_done("MFA completed in Azure AD"));
     assert!(!says_mfa_done("MFA required in Azure AD"));
-    assert!(!says_mfa_done("MFA denied; user declined the authentication"));
-    assert!(!says_mfa_done("MFA requirement skipped due to remembered device"));
+    assert!(!says_mfa_done(
+        "MFA denied; user declined the authentication"
+    ));
+    assert!(!says_mfa_done(
+        "MFA requirement skipped due to remembered device"
+    ));
     assert!(!says_mfa_done("MFA not completed"));
-    assert!(!says_mfa_done("First factor requirement satisfied by claim in the token"));
+    assert!(!says_mfa_done(
+        "First factor requirement satisfied by claim in the token"
+    ));
     assert!(!says_mfa_done(""));
     assert!(says_mfa_skipped("MFA skipped due to location"));
     assert!(!says_mfa_skipped("MFA successfully completed"));
