@@ -968,7 +968,7 @@ const POLICY_NAMES: [&str; 16] = [
 fn policies(rng: &mut ChaCha8Rng) -> Vec<PolicySpec> {
     let n = match rng.random_range(0..100) {
         0..10 => 0,
-        10..85 => rng.random_range(1..=12),
+        10..95 => rng.random_range(1..=12),
         _ => rng.random_range(30..=60),
     };
     (0..n)

@@ -1,0 +1,114 @@
+//! The JSON Schemas in `schemas/` describe what really goes in and out: every record the
+//! generator-driven pipeline emits validates against the output schema, and the input schema
+//! accepts exactly the messages the decoder accepts.
+
+use mfagap_core::generate::{ExpectedOutcome, Generator, GeneratorConfig};
+use mfagap_core::lenient::Text;
+use mfagap_core::{Classifier, ClassifierConfig, Output, Processor, Source, Stats};
+use serde_json::Value;
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = format!("{}/../../schemas/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let json: Value = serde_json::from_str(&text).unwrap();
+    jsonschema::validator_for(&json).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn emitted(include_workload: bool, messages: usize) -> Vec<Value> {
+    let p = Processor::new(Classifier::new(ClassifierConfig {
+        include_workload,
+        ..ClassifierConfig::default()
+    }));
+    let mut g = Generator::new(GeneratorConfig {
+        seed: 42,
+        bad_record_share: 0.01,
+        ..GeneratorConfig::default()
+    });
+    let mut out = Vec::new();
+    let mut stats = Stats::default();
+    for n in 0..messages {
+        let m = g.next_message();
+        let source = Source {
+            kind: Text("file".into()),
+            file: Some(Text("generated.jsonl".into())),
+            line: Some(n as u64 + 1),
+            ..Source::default()
+        };
+        p.process(
+            &m.body,
+            &source,
+            1_765_500_000_123_456,
+            &mut stats,
+            &mut |o| {
+                if let Output::SignIn(s) = o {
+                    let mut json = Vec::new();
+                    s.write_json(&mut json);
+                    out.push(serde_json::from_slice(&json).unwrap());
+                }
+            },
+        );
+    }
+    out
+}
+
+#[test]
+fn every_emitted_record_validates_against_the_output_schema() {
+    let v = schema("output-signin.schema.json");
+    for include_workload in [false, true] {
+        let records = emitted(include_workload, 600);
+        assert!(records.len() > 3000, "{} records", records.len());
+        for r in &records {
+            let errors: Vec<String> = v.iter_errors(r).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{errors:?}\n{r}");
+        }
+    }
+}
+
+#[test]
+fn the_output_schema_rejects_what_the_record_must_never_be() {
+    let v = schema("output-signin.schema.json");
+    let good = emitted(false, 20).remove(0);
+    assert!(v.is_valid(&good));
+    let broken: [(&str, Value); 5] = [
+        ("createdDateTime", "2025-12-12T14:56:31Z".into()),
+        ("reason", "mfa".into()),
+        ("loginSucceeded", false.into()),
+        ("policies", "a,b".into()),
+        ("id", Value::Null),
+    ];
+    for (field, value) in broken {
+        let mut r = good.clone();
+        r[field] = value;
+        assert!(!v.is_valid(&r), "{field} broken and still valid");
+    }
+    let mut r = good.clone();
+    r.as_object_mut().unwrap().remove("userAgent");
+    assert!(!v.is_valid(&r), "a missing field is invalid");
+}
+
+#[test]
+fn the_input_schema_accepts_exactly_the_messages_the_decoder_accepts() {
+    let v = schema("input-message.schema.json");
+    let mut g = Generator::new(GeneratorConfig {
+        seed: 3,
+        malformed_share: 0.05,
+        bad_record_share: 0.02,
+        ..GeneratorConfig::default()
+    });
+    let (mut good, mut bad) = (0, 0);
+    for _ in 0..800 {
+        let m = g.next_message();
+        let Ok(json) = serde_json::from_slice::<Value>(&m.body) else {
+            assert!(m.malformed.is_some());
+            continue;
+        };
+        let clean = m.malformed.is_none()
+            && m.expected
+                .iter()
+                .all(|e| !matches!(e.outcome, ExpectedOutcome::DeadLetter(_)));
+        let errors: Vec<String> = v.iter_errors(&json).map(|e| e.to_string()).collect();
+        assert_eq!(errors.is_empty(), clean, "{errors:?}\n{:?}", m.expected);
+        if clean { good += 1 } else { bad += 1 }
+    }
+    assert!(good > 300 && bad > 50, "{good} good, {bad} bad");
+}
