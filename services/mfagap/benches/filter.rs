@@ -1,0 +1,121 @@
+//! Throughput and memory of `mfagap filter` over `generate` output, as a user would run it.
+//!
+//! `cargo bench -p mfagap --bench filter` writes (once, then reuses) a generated input of at least
+//! `MFAGAP_BENCH_BYTES` bytes (default 1.1 GB) under `target/`, runs the real binary on it with
+//! one worker thread and with every core, and reports per run: MB/s of input (wall clock and per
+//! CPU-second, the figure that says how fast one core is), records/s, and the child's peak RSS
+//! measured by the kernel (`wait4`). A small input is run too, to show that memory does not grow
+//! with the input. Targets: ≥ 400 MB/s per core, peak RSS < 100 MB.
+
+use mfagap_core::generate::{Generator, GeneratorConfig};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (a filter) is ignored.
+    let target: u64 = std::env::var("MFAGAP_BENCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_100_000_000);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let big = input(&dir, target);
+    let small = input(&dir, target / 10);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{:>10} {:>8} {:>8} {:>10} {:>12} {:>12} {:>12} {:>10}",
+        "input MB", "threads", "wall s", "MB/s", "CPU s", "MB/s/core", "records/s", "RSS MB"
+    );
+    let mut worst_core = f64::MAX;
+    let mut worst_rss = 0.0f64;
+    for (path, threads) in [(&small, 1), (&big, 1), (&big, cores)] {
+        let r = run(path, threads);
+        println!(
+            "{:>10.0} {:>8} {:>8.2} {:>10.0} {:>12.2} {:>12.0} {:>12.0} {:>10.1}",
+            r.bytes as f64 / 1e6,
+            threads,
+            r.wall,
+            r.bytes as f64 / 1e6 / r.wall,
+            r.cpu,
+            r.bytes as f64 / 1e6 / r.cpu,
+            r.records as f64 / r.wall,
+            r.rss_mb
+        );
+        worst_core = worst_core.min(r.bytes as f64 / 1e6 / r.cpu);
+        worst_rss = worst_rss.max(r.rss_mb);
+    }
+    println!(
+        "per core: {worst_core:.0} MB/s (target 400) {}; peak RSS {worst_rss:.1} MB (target < 100) {}",
+        verdict(worst_core >= 400.0),
+        verdict(worst_rss < 100.0)
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// A generated input of at least `bytes`, reused across runs (the generator is deterministic).
+fn input(dir: &Path, bytes: u64) -> PathBuf {
+    let path = dir.join(format!("bench-input-{bytes}.jsonl"));
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= bytes) {
+        return path;
+    }
+    eprintln!("generating {} MB of input…", bytes / 1_000_000);
+    let tmp = path.with_extension("partial");
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
+    let mut g = Generator::new(GeneratorConfig::default());
+    let mut written = 0u64;
+    while written < bytes {
+        let m = g.next_message();
+        out.write_all(&m.body).unwrap();
+        out.write_all(b"\n").unwrap();
+        written += m.body.len() as u64 + 1;
+    }
+    out.flush().unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+struct Run {
+    bytes: u64,
+    records: u64,
+    wall: f64,
+    cpu: f64,
+    rss_mb: f64,
+}
+
+fn run(path: &Path, threads: usize) -> Run {
+    let stats = path.with_extension(format!("stats-{threads}.json"));
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_mfagap"))
+        .args(["filter", "--threads", &threads.to_string(), "--stats"])
+        .arg(&stats)
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the mfagap binary runs");
+    // wait4 gives this child's own CPU time and peak RSS, as the kernel counted them.
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4 failed");
+    let wall = started.elapsed().as_secs_f64();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "filter failed"
+    );
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
+    Run {
+        bytes: std::fs::metadata(path).unwrap().len(),
+        records: s["records"].as_u64().unwrap(),
+        wall,
+        cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+        rss_mb: usage.ru_maxrss as f64 / 1024.0,
+    }
+}

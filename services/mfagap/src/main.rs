@@ -1,0 +1,47 @@
+//! The `mfagap` command: the pipeline's services and the operator commands in one binary.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod filter;
+mod generate;
+
+/// Finds the Entra ID sign-ins that succeeded without an MFA challenge, continuously.
+#[derive(Debug, Parser)]
+#[command(name = "mfagap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Classify JSON Lines of Event Hubs message bodies; print the sign-ins without MFA.
+    Filter(filter::FilterArgs),
+    /// Write realistic synthetic sign-in messages (JSON Lines), deterministic for a seed.
+    Generate(generate::GenerateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Filter(args) => filter::run(args),
+        Command::Generate(args) => generate::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(141),
+        Err(e) => {
+            eprintln!("mfagap: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mfagap filter … | head` closing the pipe early is not an error worth a message.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
