@@ -77,6 +77,9 @@ impl RecordError {
 }
 
 /// One record of a message, decoded or not.
+// Nearly every slot is a record: boxing it would cost an allocation per record to save
+// space in the rare bad one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Slot<'a> {
     Record(RawRecord<'a>),

@@ -1018,7 +1018,7 @@ fn user(rng: &mut ChaCha8Rng, i: usize) -> User {
             .collect::<String>()
             .to_lowercase()
     };
-    let service_account = i % 50 == 0;
+    let service_account = i.is_multiple_of(50);
     let (upn, display) = if service_account {
         (
             format!("svc-scanner{i}@contoso.com"),

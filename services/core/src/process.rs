@@ -25,6 +25,8 @@ pub struct DeadLetter<'a> {
 }
 
 /// What `Processor::process` hands to the caller, in input order.
+// Nearly every output is a sign-in: boxing it would cost an allocation per record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Output<'a> {
     SignIn(SignIn<'a>),

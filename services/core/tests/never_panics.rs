@@ -47,12 +47,21 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         ".{0,12}".prop_map(Value::from),
         prop_oneof![
-            Just("0"), Just("50126"), Just(""), Just("true"), Just("MFA skipped due to location"),
-            Just("multiFactorAuthentication"), Just("12/12/2025 3:03:58 PM"),
-            Just("2025-12-12T14:56:31.1234567+05:30"), Just("IMAP4"), Just("SignInLogs"),
+            Just("0"),
+            Just("50126"),
+            Just(""),
+            Just("true"),
+            Just("MFA skipped due to location"),
+            Just("multiFactorAuthentication"),
+            Just("12/12/2025 3:03:58 PM"),
+            Just("2025-12-12T14:56:31.1234567+05:30"),
+            Just("IMAP4"),
+            Just("SignInLogs"),
         ]
         .prop_map(Value::from),
     ];
@@ -68,14 +77,32 @@ fn any_json() -> impl Strategy<Value = Value> {
 /// Keys the decoder looks for, so random values land where they matter.
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("records"), Just("category"), Just("properties"), Just("id"), Just("status"),
-        Just("errorCode"), Just("resultType"), Just("time"), Just("createdDateTime"),
-        Just("authenticationDetails"), Just("succeeded"), Just("authenticationStepResultDetail"),
-        Just("authenticationStepRequirement"), Just("authenticationMethod"),
-        Just("authenticationRequirement"), Just("mfaDetail"), Just("authMethod"),
-        Just("appliedConditionalAccessPolicies"), Just("displayName"), Just("result"),
-        Just("clientAppUsed"), Just("deviceDetail"), Just("location"), Just("isInteractive"),
-        Just("additionalDetails"), Just("x"),
+        Just("records"),
+        Just("category"),
+        Just("properties"),
+        Just("id"),
+        Just("status"),
+        Just("errorCode"),
+        Just("resultType"),
+        Just("time"),
+        Just("createdDateTime"),
+        Just("authenticationDetails"),
+        Just("succeeded"),
+        Just("authenticationStepResultDetail"),
+        Just("authenticationStepRequirement"),
+        Just("authenticationMethod"),
+        Just("authenticationRequirement"),
+        Just("mfaDetail"),
+        Just("authMethod"),
+        Just("appliedConditionalAccessPolicies"),
+        Just("displayName"),
+        Just("result"),
+        Just("clientAppUsed"),
+        Just("deviceDetail"),
+        Just("location"),
+        Just("isInteractive"),
+        Just("additionalDetails"),
+        Just("x"),
     ]
     .prop_map(str::to_owned)
 }
@@ -83,7 +110,12 @@ fn key() -> impl Strategy<Value = String> {
 /// A sign-in record with random values in the fields that matter.
 fn sign_in_like() -> impl Strategy<Value = Value> {
     (
-        prop_oneof![Just("SignInLogs"), Just("NonInteractiveUserSignInLogs"), Just("ServicePrincipalSignInLogs"), Just("AuditLogs")],
+        prop_oneof![
+            Just("SignInLogs"),
+            Just("NonInteractiveUserSignInLogs"),
+            Just("ServicePrincipalSignInLogs"),
+            Just("AuditLogs")
+        ],
         any_json(),
         any_json(),
         any_json(),

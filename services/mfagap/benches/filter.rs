@@ -90,6 +90,8 @@ struct Run {
 fn run(path: &Path, threads: usize) -> Run {
     let stats = path.with_extension(format!("stats-{threads}.json"));
     let started = Instant::now();
+    // Reaped by `wait4` below, which also returns its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_mfagap"))
         .args(["filter", "--threads", &threads.to_string(), "--stats"])
         .arg(&stats)
