@@ -351,3 +351,122 @@ fn methods<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Output, Processor};
+
+    const RECORD: &str = r#"{"time":"2025-12-12T14:56:31.1234567Z","category":"SignInLogs","tenantId":"t1","resultType":"0",
+      "properties":{"id":"s1","createdDateTime":"12/12/2025 3:03:58 PM","userPrincipalName":"zoë@contoso.com",
+        "userDisplayName":"Zo\u00eb \"Z\" Smith, Jr.","userId":"","status":{"errorCode":"0","additionalDetails":"MFA skipped due to location"},
+        "clientAppUsed":"Browser","authenticationRequirement":"multiFactorAuthentication","mfaDetail":{},
+        "appliedConditionalAccessPolicies":[{"displayName":"Require MFA","result":"success"},{"displayName":"Block legacy","result":"notApplied"},{"displayName":"Compliant device","result":"failure"}],
+        "authenticationDetails":[{"authenticationMethod":"Password","succeeded":true,"authenticationStepResultDetail":"Correct password"},
+          {"authenticationMethod":"Password","succeeded":"true"},{"authenticationMethod":"Text message","succeeded":false},
+          {"authenticationMethod":"","succeeded":true,"authenticationStepResultDetail":"MFA skipped due to location"}],
+        "deviceDetail":{"operatingSystem":"Windows10","isCompliant":"false"},"riskState":null}}"#;
+
+    fn emitted(body: &str) -> serde_json::Value {
+        let mut out = None;
+        let source = Source {
+            kind: Text("eventhubs".into()),
+            event_hub: Some(Text("signins".into())),
+            partition: Some(Text("3".into())),
+            offset: Some(Text("4242".into())),
+            sequence_number: Some(17),
+            enqueued_time: Some(1_765_551_391_000_001),
+            ..Source::default()
+        };
+        let mut stats = crate::Stats::default();
+        Processor::default().process(
+            body.as_bytes(),
+            &source,
+            1_765_551_400_000_000,
+            &mut stats,
+            &mut |o| {
+                if let Output::SignIn(s) = o {
+                    let mut json = Vec::new();
+                    s.write_json(&mut json);
+                    // The record reads back as itself.
+                    let back: SignIn = serde_json::from_slice(&json).unwrap();
+                    assert_eq!(back, s.clone().into_owned());
+                    out = Some(serde_json::from_slice(&json).unwrap());
+                }
+            },
+        );
+        out.expect("the record is emitted")
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_six_digits_and_z() {
+        let v = emitted(RECORD);
+        assert_eq!(v["createdDateTime"], "2025-12-12T15:03:58.000000Z");
+        assert_eq!(v["ingestedAt"], "2025-12-12T14:56:40.000000Z");
+        assert_eq!(v["source"]["enqueuedTime"], "2025-12-12T14:56:31.000001Z");
+    }
+
+    #[test]
+    fn every_field_is_present_with_null_for_unknown() {
+        let v = emitted(RECORD);
+        let o = v.as_object().unwrap();
+        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        let schema = crate::schema::sign_in_schema();
+        let arrow: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(keys, arrow, "JSON and Arrow agree on names and order");
+        assert_eq!(v["userId"], serde_json::Value::Null, "\"\" becomes null");
+        assert_eq!(v["riskState"], serde_json::Value::Null);
+        assert_eq!(v["location"], serde_json::Value::Null);
+        assert_eq!(v["deviceDetail"]["browser"], serde_json::Value::Null);
+        assert_eq!(v["deviceDetail"]["isCompliant"], false);
+    }
+
+    #[test]
+    fn seed_columns_carry_what_the_record_states() {
+        let v = emitted(RECORD);
+        assert_eq!(v["userDisplayName"], "Zoë \"Z\" Smith, Jr.");
+        assert_eq!(v["loginSucceeded"], true);
+        assert_eq!(v["mfaRequired"], true, "as stated, even on mfa_skipped");
+        assert_eq!(v["reason"], "mfa_skipped");
+        assert_eq!(v["mfaResult"], "MFA skipped due to location");
+        assert_eq!(
+            v["mfaAuthMethod"],
+            serde_json::Value::Null,
+            "{{}} mfaDetail"
+        );
+        assert_eq!(
+            v["policies"],
+            serde_json::json!(["Require MFA", "Compliant device"])
+        );
+        assert_eq!(v["authenticationMethods"], serde_json::json!(["Password"]));
+        assert_eq!(v["isInteractive"], true, "from the category when absent");
+        assert_eq!(v["tenantId"], "t1");
+        assert_eq!(v["source"]["sequenceNumber"], 17);
+        assert_eq!(v["source"]["offset"], "4242");
+    }
+
+    #[test]
+    fn the_kafka_key_is_the_user_then_the_name_then_the_id() {
+        let key = |user_id: &str, upn: &str| {
+            let body = RECORD
+                .replace(r#""userId":"""#, &format!(r#""userId":"{user_id}""#))
+                .replace("zoë@contoso.com", upn);
+            let mut key = String::new();
+            Processor::default().process(
+                body.as_bytes(),
+                &Source::default(),
+                0,
+                &mut crate::Stats::default(),
+                &mut |o| {
+                    if let Output::SignIn(s) = o {
+                        key = s.key().to_owned();
+                    }
+                },
+            );
+            key
+        };
+        assert_eq!(key("u-1", "a@b"), "u-1");
+        assert_eq!(key("", "a@b"), "a@b");
+        assert_eq!(key("", ""), "s1");
+    }
+}
