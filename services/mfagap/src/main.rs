@@ -20,13 +20,21 @@ enum Command {
     Filter(filter::FilterArgs),
     /// Write realistic synthetic sign-in messages (JSON Lines), deterministic for a seed.
     Generate(generate::GenerateArgs),
+    /// Run the ingest service: sign-in logs from Event Hubs (or Kafka, or files) to Kafka.
+    Ingest(mfagap_ingest::IngestArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<_> = std::env::args_os().collect();
+    if let Err(e) = mfagap_ingest::config::apply_config_file(&argv) {
+        eprintln!("mfagap: {e:#}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Filter(args) => filter::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Ingest(args) => return mfagap_ingest::main_with(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

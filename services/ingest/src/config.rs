@@ -1,0 +1,237 @@
+//! Settings of the ingest service: flags, `MFAGAP_…` environment variables and a TOML file.
+//!
+//! Precedence is flag, then environment, then `--config` file. The file is applied by turning
+//! each of its keys into the matching environment variable (when that variable is not already
+//! set) before the flags are parsed, so one table of names covers all three ways and `--help`
+//! documents every one of them.
+
+use crate::secret::{Property, Secret};
+use crate::source::kafka::StartPosition;
+use anyhow::{Context, Result, bail};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which input to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// Event Hubs through its Kafka endpoint, or any Kafka topic.
+    Kafka,
+    /// JSON Lines files or standard input.
+    File,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// A TOML file of settings (keys as the long flags, e.g. `topic = "x"`); flags and
+    /// environment variables take precedence.
+    #[arg(long, value_name = "FILE", env = "MFAGAP_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Where message bodies come from.
+    #[arg(long, value_enum, env = "MFAGAP_SOURCE", default_value = "kafka")]
+    pub source: SourceKind,
+    /// Input files for the file source (`-` is standard input).
+    #[arg(long = "input", value_name = "FILE", env = "MFAGAP_INPUT", value_delimiter = ',')]
+    pub inputs: Vec<PathBuf>,
+    /// Kafka source: bootstrap servers (derived from the connection string when absent).
+    #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_SOURCE_BOOTSTRAP")]
+    pub source_bootstrap: Option<String>,
+    /// Kafka source: topics, i.e. event hubs (the connection string's EntityPath when absent).
+    #[arg(long = "source-topic", value_name = "TOPIC", env = "MFAGAP_SOURCE_TOPIC", value_delimiter = ',')]
+    pub source_topics: Vec<String>,
+    /// Kafka source: consumer group (an Event Hubs consumer group).
+    #[arg(long, value_name = "GROUP", env = "MFAGAP_CONSUMER_GROUP", default_value = "mfagap-ingest")]
+    pub consumer_group: String,
+    /// Event Hubs namespace (or event hub) connection string; prefer the environment variable.
+    #[arg(long, value_name = "STRING", env = "MFAGAP_EVENTHUBS_CONNECTION_STRING", hide_env_values = true)]
+    pub eventhubs_connection_string: Option<Secret>,
+    /// Where a partition without a committed position starts.
+    #[arg(long, value_enum, env = "MFAGAP_START_POSITION", default_value = "earliest")]
+    pub start_position: StartPosition,
+    /// librdkafka property for the source consumer (repeatable; `key=value`).
+    #[arg(short = 'S', long = "source-property", value_name = "KEY=VALUE", env = "MFAGAP_SOURCE_PROPERTIES", value_delimiter = ',', hide_env_values = true)]
+    pub source_properties: Vec<Property>,
+
+    /// Output Kafka bootstrap servers.
+    #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Topic of the sign-ins without MFA.
+    #[arg(long, value_name = "TOPIC", env = "MFAGAP_TOPIC", default_value = "entra.signins.nonmfa")]
+    pub topic: String,
+    /// Topic of the dead letters.
+    #[arg(long, value_name = "TOPIC", env = "MFAGAP_DEAD_LETTER_TOPIC", default_value = "entra.signins.deadletter")]
+    pub dead_letter_topic: String,
+    /// Compression of the output (none, gzip, snappy, lz4, zstd).
+    #[arg(long, value_name = "CODEC", env = "MFAGAP_COMPRESSION", default_value = "zstd")]
+    pub compression: String,
+    /// librdkafka property for the output producer, as kcat's -X (repeatable; `key=value`):
+    /// TLS, SASL/SCRAM/OAUTHBEARER, tuning.
+    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", env = "MFAGAP_KAFKA_PROPERTIES", value_delimiter = ',', hide_env_values = true)]
+    pub kafka_properties: Vec<Property>,
+
+    /// Classify workload identities (service principals, managed identities) too.
+    #[arg(long, env = "MFAGAP_INCLUDE_SERVICE_PRINCIPALS")]
+    pub include_service_principals: bool,
+    /// clientAppUsed values that count as legacy protocols (comma-separated; replaces the list).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', env = "MFAGAP_LEGACY_CLIENTS")]
+    pub legacy_clients: Option<Vec<String>>,
+    /// How many distinct sign-ins duplicate suppression remembers (0 turns it off).
+    #[arg(long, value_name = "N", env = "MFAGAP_DEDUP_WINDOW", default_value_t = mfagap_core::dedup::DEFAULT_CAPACITY)]
+    pub dedup_window: usize,
+
+    /// Messages read but not yet acknowledged by Kafka, at most (bounds memory).
+    #[arg(long, value_name = "N", env = "MFAGAP_MAX_IN_FLIGHT", default_value_t = 2000)]
+    pub max_in_flight: usize,
+    /// How often resume points are committed.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_COMMIT_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
+    /// On SIGTERM/SIGINT, how long to wait for in-flight records before exiting.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_GRACE_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace_period: Duration,
+
+    /// Address of /metrics and /health/{live,ready}.
+    #[arg(long, value_name = "ADDR", env = "MFAGAP_LISTEN", default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, env = "MFAGAP_LOG_FORMAT", default_value = "human")]
+    pub log_format: LogFormat,
+    /// Log filter (RUST_LOG syntax), e.g. `info` or `mfagap_ingest=debug`.
+    #[arg(long, value_name = "FILTER", env = "MFAGAP_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl IngestArgs {
+    pub fn classifier(&self) -> mfagap_core::Classifier {
+        let mut config = mfagap_core::ClassifierConfig {
+            include_workload: self.include_service_principals,
+            ..Default::default()
+        };
+        if let Some(list) = &self.legacy_clients {
+            config.legacy_clients = list
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        mfagap_core::Classifier::new(config)
+    }
+}
+
+/// Finds `--config FILE` (or `MFAGAP_CONFIG`) in the arguments and applies the file's keys as
+/// environment defaults. Must run before any thread is started.
+pub fn apply_config_file(args: &[OsString]) -> Result<()> {
+    let mut path = std::env::var_os("MFAGAP_CONFIG").map(PathBuf::from);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            path = it.next().map(PathBuf::from);
+        } else if let Some(p) = a.strip_prefix("--config=") {
+            path = Some(PathBuf::from(p));
+        }
+    }
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    for (name, value) in config_env(&text)
+        .with_context(|| format!("in the config file {}", path.display()))?
+    {
+        if std::env::var_os(&name).is_none() {
+            // SAFETY: called at the start of main, before any other thread exists.
+            unsafe { std::env::set_var(&name, value) };
+        }
+    }
+    Ok(())
+}
+
+/// The environment variables a config file stands for: `dead-letter-topic = "x"` (or
+/// `dead_letter_topic`) is `MFAGAP_DEAD_LETTER_TOPIC=x`; arrays are joined with commas; a
+/// `[kafka-property]` table gives `key=value` items.
+pub fn config_env(text: &str) -> Result<Vec<(String, String)>> {
+    let table: toml::Table = text.parse().context("not valid TOML")?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let name = format!("MFAGAP_{}", key.replace('-', "_").to_ascii_uppercase());
+        let name = match name.as_str() {
+            // The flag names are singular; their variables are plural.
+            "MFAGAP_KAFKA_PROPERTY" => "MFAGAP_KAFKA_PROPERTIES".to_owned(),
+            "MFAGAP_SOURCE_PROPERTY" => "MFAGAP_SOURCE_PROPERTIES".to_owned(),
+            _ => name,
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(scalar)
+                .collect::<Result<Vec<_>>>()?
+                .join(","),
+            toml::Value::Table(t) => t
+                .iter()
+                .map(|(k, v)| Ok(format!("{k}={}", scalar(v)?)))
+                .collect::<Result<Vec<_>>>()?
+                .join(","),
+            toml::Value::Datetime(d) => d.to_string(),
+        };
+        out.push((name, text));
+    }
+    Ok(out)
+}
+
+fn scalar(v: &toml::Value) -> Result<String> {
+    Ok(match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => bail!("only strings, numbers and booleans can be listed"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_keys_become_environment_variables() {
+        let env = config_env(
+            r#"
+            source = "file"
+            dead-letter-topic = "dl"
+            max_in_flight = 10
+            include-service-principals = true
+            input = ["a.jsonl", "b.jsonl"]
+            [kafka-property]
+            "linger.ms" = 5
+            "sasl.password" = "pw"
+            "#,
+        )
+        .unwrap();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("MFAGAP_SOURCE"), Some("file"));
+        assert_eq!(get("MFAGAP_DEAD_LETTER_TOPIC"), Some("dl"));
+        assert_eq!(get("MFAGAP_MAX_IN_FLIGHT"), Some("10"));
+        assert_eq!(get("MFAGAP_INCLUDE_SERVICE_PRINCIPALS"), Some("true"));
+        assert_eq!(get("MFAGAP_INPUT"), Some("a.jsonl,b.jsonl"));
+        assert_eq!(get("MFAGAP_KAFKA_PROPERTIES"), Some("linger.ms=5,sasl.password=pw"));
+    }
+
+    #[test]
+    fn a_bad_config_file_is_a_clear_error() {
+        assert!(config_env("source = ").is_err());
+        assert!(config_env("x = [[1]]").is_err());
+    }
+}

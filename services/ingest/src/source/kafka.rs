@@ -1,0 +1,246 @@
+//! Event Hubs through its Kafka endpoint, or any Kafka: a consumer group, commits by the rule.
+//!
+//! Offsets are never committed automatically: the pipeline hands over resume points that the
+//! delivery rule allows (see `offsets`). With an Event Hubs connection string the consumer
+//! speaks SASL_SSL PLAIN (`$ConnectionString` and the string as password) and keeps its idle
+//! and metadata timers under the 240 s after which Azure's load balancer drops idle
+//! connections.
+
+use super::{Message, Source};
+use crate::connection::ConnectionInfo;
+use crate::secret::{Property, Secret, display_property};
+use anyhow::{Context, Result, bail};
+use mfagap_core::Source as Origin;
+use mfagap_core::lenient::Text;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaSourceConfig {
+    /// Bootstrap servers; derived from the connection string when absent.
+    pub bootstrap: Option<String>,
+    /// Topics (event hubs); the connection string's EntityPath when empty.
+    pub topics: Vec<String>,
+    pub group: String,
+    pub connection_string: Option<Secret>,
+    pub start: StartPosition,
+    pub properties: Vec<Property>,
+}
+
+/// Notes partitions revoked by a rebalance, for the pipeline to forget.
+struct Ctx {
+    revoked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let names: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = ?names, "partitions revoked");
+                self.revoked.lock().expect("not poisoned").extend(names);
+            }
+            Rebalance::Assign(tpl) => {
+                let names: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = ?names, "partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+pub struct KafkaSource {
+    consumer: StreamConsumer<Ctx>,
+    revoked: Arc<Mutex<Vec<String>>>,
+    partitions: HashMap<String, (String, i32)>,
+    last: Vec<(String, i64)>,
+}
+
+impl KafkaSource {
+    pub fn new(config: &KafkaSourceConfig) -> Result<KafkaSource> {
+        let conn = config
+            .connection_string
+            .as_ref()
+            .map(ConnectionInfo::parse)
+            .transpose()?;
+        let bootstrap = match (&config.bootstrap, &conn) {
+            (Some(b), _) => b.clone(),
+            (None, Some(c)) => c.kafka_bootstrap(),
+            (None, None) => bail!("the kafka source needs --source-bootstrap or an Event Hubs connection string"),
+        };
+        let mut topics = config.topics.clone();
+        if topics.is_empty() {
+            match conn.as_ref().and_then(|c| c.entity_path.clone()) {
+                Some(hub) => topics.push(hub),
+                None => bail!("the kafka source needs --source-topic (the event hub name)"),
+            }
+        }
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &bootstrap)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set(
+                "auto.offset.reset",
+                match config.start {
+                    StartPosition::Earliest => "earliest",
+                    StartPosition::Latest => "latest",
+                },
+            )
+            // What Event Hubs needs, and harmless elsewhere: keepalive, idle and metadata
+            // timers under Azure's 240 s idle cut-off, a 60 s request timeout, fetches < 1 MB.
+            .set("socket.keepalive.enable", "true")
+            .set("metadata.max.age.ms", "180000")
+            .set("connections.max.idle.ms", "180000")
+            .set("request.timeout.ms", "60000")
+            .set("session.timeout.ms", "30000")
+            .set("heartbeat.interval.ms", "3000")
+            .set("max.partition.fetch.bytes", "1000000")
+            .set("fetch.max.bytes", "1000000")
+            .set("message.max.bytes", "1000000");
+        if let (Some(conn), Some(secret)) = (&conn, &config.connection_string) {
+            c.set(
+                "security.protocol",
+                if conn.emulator { "SASL_PLAINTEXT" } else { "SASL_SSL" },
+            )
+            .set("sasl.mechanism", "PLAIN")
+            .set("sasl.username", "$ConnectionString")
+            .set("sasl.password", secret.expose());
+        }
+        for p in &config.properties {
+            c.set(&p.key, p.value.expose());
+        }
+        let shown: Vec<String> = config
+            .properties
+            .iter()
+            .map(|p| display_property(&p.key, p.value.expose()))
+            .collect();
+        tracing::info!(%bootstrap, ?topics, group = %config.group, event_hubs = conn.is_some(), properties = ?shown, "Kafka source");
+        let revoked = Arc::new(Mutex::new(Vec::new()));
+        let consumer: StreamConsumer<Ctx> = c
+            .create_with_context(Ctx {
+                revoked: revoked.clone(),
+            })
+            .context("cannot create the Kafka consumer (check the source properties)")?;
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&refs)
+            .context("cannot subscribe to the source topics")?;
+        Ok(KafkaSource {
+            consumer,
+            revoked,
+            partitions: HashMap::new(),
+            last: Vec::new(),
+        })
+    }
+
+    fn tpl(&self, points: &[(String, i64)]) -> Result<TopicPartitionList> {
+        let mut tpl = TopicPartitionList::new();
+        for (name, offset) in points {
+            if let Some((topic, p)) = self.partitions.get(name) {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*offset))?;
+            }
+        }
+        Ok(tpl)
+    }
+}
+
+impl Source for KafkaSource {
+    async fn next(&mut self) -> Result<Option<Message>> {
+        let m = self.consumer.recv().await.context("the Kafka source failed")?;
+        let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+        let name = format!("{topic}/{partition}");
+        self.partitions
+            .entry(name.clone())
+            .or_insert_with(|| (topic.clone(), partition));
+        let enqueued = m.timestamp().to_millis().map(|ms| ms * 1000);
+        Ok(Some(Message {
+            body: m.payload().unwrap_or_default().to_vec(),
+            partition: name,
+            position: offset,
+            origin: Origin {
+                kind: Text("kafka".into()),
+                event_hub: Some(Text(topic.into())),
+                partition: Some(Text(partition.to_string().into())),
+                offset: Some(Text(offset.to_string().into())),
+                enqueued_time: enqueued,
+                ..Origin::default()
+            },
+        }))
+    }
+
+    fn commit(&mut self, points: &[(String, i64)]) -> Result<()> {
+        let tpl = self.tpl(points)?;
+        if tpl.count() > 0 {
+            self.consumer
+                .commit(&tpl, CommitMode::Async)
+                .context("cannot commit source offsets")?;
+        }
+        for (name, offset) in points {
+            match self.last.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 = *offset,
+                None => self.last.push((name.clone(), *offset)),
+            }
+        }
+        Ok(())
+    }
+
+    fn revoked(&mut self) -> Vec<String> {
+        let names = std::mem::take(&mut *self.revoked.lock().expect("not poisoned"));
+        self.last.retain(|(n, _)| !names.contains(n));
+        names
+    }
+
+    fn lag(&mut self) -> Vec<(String, i64)> {
+        let Ok(position) = self.consumer.position() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in position.elements() {
+            let Offset::Offset(pos) = e.offset() else {
+                continue;
+            };
+            if let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+            {
+                out.push((format!("{}/{}", e.topic(), e.partition()), (high - pos).max(0)));
+            }
+        }
+        out
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let tpl = self.tpl(&self.last)?;
+        if tpl.count() > 0 {
+            self.consumer
+                .commit(&tpl, CommitMode::Sync)
+                .context("cannot commit source offsets on shutdown")?;
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+}

