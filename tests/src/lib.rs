@@ -114,7 +114,10 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| {
-                format!("cannot start the {:?} broker: run scripts/setup.sh", self.kind)
+                format!(
+                    "cannot start the {:?} broker: run scripts/setup.sh",
+                    self.kind
+                )
             })?;
         self.child = Some(child);
         self.wait_ready()
@@ -143,6 +146,25 @@ impl Broker {
         }
     }
 
+    /// Freezes the broker process (SIGSTOP): connections hang and nothing answers, as when a
+    /// network path breaks, while its data stays intact for `thaw`.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-STOP", &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Lets a frozen broker run again (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts the broker again on the same port and data.
     pub fn resume(&mut self) -> Result<()> {
         self.spawn()
@@ -160,7 +182,9 @@ impl Broker {
         match self.kind {
             // tansu holds group joins for half the session timeout: keep it short.
             Kind::Tansu => vec!["session.timeout.ms=6000".into()],
-            _ => vec![],
+            // noida-db ignores fetch.max.bytes and may answer a fetch with ~100 MB.
+            Kind::Noida => vec!["receive.message.max.bytes=1000000000".into()],
+            Kind::External => vec![],
         }
     }
 
@@ -239,6 +263,12 @@ impl Broker {
         let mut tpl = TopicPartitionList::new();
         for p in 0..parts {
             let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            // tansu answers "latest" lookups wrongly: read it until it goes quiet instead.
+            let high = if self.kind == Kind::Tansu {
+                i64::MAX
+            } else {
+                high
+            };
             if high > low {
                 ends.insert(p, high);
                 tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -251,13 +281,18 @@ impl Broker {
         consumer.assign(&tpl)?;
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut done = BTreeMap::new();
+        let mut last = Instant::now();
         while done.len() < ends.len() {
             if Instant::now() > deadline {
                 bail!("reading {topic} timed out");
             }
             let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+                if self.kind == Kind::Tansu && last.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
                 continue;
             };
+            last = Instant::now();
             let m = m?;
             let headers = m
                 .headers()
@@ -287,7 +322,12 @@ impl Broker {
     }
 
     /// The committed offsets of a consumer group on a topic, by partition.
-    pub fn committed(&self, group: &str, topic: &str, partitions: i32) -> Result<BTreeMap<i32, i64>> {
+    pub fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<BTreeMap<i32, i64>> {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", group)
@@ -310,6 +350,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        self.thaw();
         self.pause();
     }
 }
@@ -334,17 +375,109 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// `n` generated message bodies, with malformed lines in them.
-pub fn generated(messages: u64, seed: u64) -> Vec<Vec<u8>> {
-    use mfagap_core::generate::{Generator, GeneratorConfig};
+/// Generated message bodies (malformed lines included) and, per message, the (category, id)
+/// of each sign-in it must emit the first time it is seen.
+pub struct Input {
+    pub bodies: Vec<Vec<u8>>,
+    pub emits: Vec<Vec<(String, String)>>,
+}
+
+impl Input {
+    /// Every (category, id) that must reach the output topic.
+    pub fn all_emits(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.emits.iter().flatten().cloned().collect()
+    }
+
+    /// Writes the bodies as JSON Lines.
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let mut out = Vec::new();
+        for b in &self.bodies {
+            out.extend_from_slice(b);
+            out.push(b'\n');
+        }
+        std::fs::write(path, out)?;
+        Ok(())
+    }
+}
+
+/// `messages` generated message bodies of up to `max_records` records each, with malformed
+/// messages and records, and repeated records when `duplicates` is set.
+pub fn generated(messages: u64, seed: u64, max_records: usize, duplicates: bool) -> Input {
+    use mfagap_core::generate::{ExpectedOutcome, Generator, GeneratorConfig};
     let mut g = Generator::new(GeneratorConfig {
         seed,
-        max_records: 20,
+        max_records,
         malformed_share: 0.01,
-        bad_record_share: 0.005,
+        bad_record_share: 0.01,
+        duplicate_share: if duplicates { 0.01 } else { 0.0 },
         ..GeneratorConfig::default()
     });
-    (0..messages).map(|_| g.next_message().body).collect()
+    let (mut bodies, mut emits) = (Vec::new(), Vec::new());
+    for _ in 0..messages {
+        let m = g.next_message();
+        emits.push(
+            m.expected
+                .into_iter()
+                .filter(|e| matches!(e.outcome, ExpectedOutcome::Emit { .. }) && !e.repeat)
+                .map(|e| (e.category, e.id))
+                .collect(),
+        );
+        bodies.push(m.body);
+    }
+    Input { bodies, emits }
+}
+
+/// `GET path` on a local HTTP endpoint: (status, body). Enough for /metrics and /health.
+pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("an HTTP status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
+}
+
+/// The sum of a Prometheus metric over all its label sets (chunked bodies tolerated).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A free local port for a service's metrics endpoint.
+pub fn port() -> u16 {
+    free_port()
+}
+
+/// The resident memory of a process in MB, from /proc.
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 /// A record's JSON without the fields that say where and when it was read, which differ

@@ -40,56 +40,125 @@ pub struct IngestArgs {
     #[arg(long, value_enum, env = "MFAGAP_SOURCE", default_value = "kafka")]
     pub source: SourceKind,
     /// Input files for the file source (`-` is standard input).
-    #[arg(long = "input", value_name = "FILE", env = "MFAGAP_INPUT", value_delimiter = ',')]
+    #[arg(
+        long = "input",
+        value_name = "FILE",
+        env = "MFAGAP_INPUT",
+        value_delimiter = ','
+    )]
     pub inputs: Vec<PathBuf>,
     /// Kafka source: bootstrap servers (derived from the connection string when absent).
     #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_SOURCE_BOOTSTRAP")]
     pub source_bootstrap: Option<String>,
     /// Kafka source: topics, i.e. event hubs (the connection string's EntityPath when absent).
-    #[arg(long = "source-topic", value_name = "TOPIC", env = "MFAGAP_SOURCE_TOPIC", value_delimiter = ',')]
+    #[arg(
+        long = "source-topic",
+        value_name = "TOPIC",
+        env = "MFAGAP_SOURCE_TOPIC",
+        value_delimiter = ','
+    )]
     pub source_topics: Vec<String>,
     /// Kafka source: consumer group (an Event Hubs consumer group).
-    #[arg(long, value_name = "GROUP", env = "MFAGAP_CONSUMER_GROUP", default_value = "mfagap-ingest")]
+    #[arg(
+        long,
+        value_name = "GROUP",
+        env = "MFAGAP_CONSUMER_GROUP",
+        default_value = "mfagap-ingest"
+    )]
     pub consumer_group: String,
     /// Event Hubs namespace (or event hub) connection string; prefer the environment variable.
-    #[arg(long, value_name = "STRING", env = "MFAGAP_EVENTHUBS_CONNECTION_STRING", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "STRING",
+        env = "MFAGAP_EVENTHUBS_CONNECTION_STRING",
+        hide_env_values = true
+    )]
     pub eventhubs_connection_string: Option<Secret>,
     /// Where a partition without a committed position starts.
-    #[arg(long, value_enum, env = "MFAGAP_START_POSITION", default_value = "earliest")]
+    #[arg(
+        long,
+        value_enum,
+        env = "MFAGAP_START_POSITION",
+        default_value = "earliest"
+    )]
     pub start_position: StartPosition,
     /// librdkafka property for the source consumer (repeatable; `key=value`).
-    #[arg(short = 'S', long = "source-property", value_name = "KEY=VALUE", env = "MFAGAP_SOURCE_PROPERTIES", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        short = 'S',
+        long = "source-property",
+        value_name = "KEY=VALUE",
+        env = "MFAGAP_SOURCE_PROPERTIES",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub source_properties: Vec<Property>,
 
     /// Output Kafka bootstrap servers.
-    #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "MFAGAP_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap: String,
     /// Topic of the sign-ins without MFA.
-    #[arg(long, value_name = "TOPIC", env = "MFAGAP_TOPIC", default_value = "entra.signins.nonmfa")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        env = "MFAGAP_TOPIC",
+        default_value = "entra.signins.nonmfa"
+    )]
     pub topic: String,
     /// Topic of the dead letters.
-    #[arg(long, value_name = "TOPIC", env = "MFAGAP_DEAD_LETTER_TOPIC", default_value = "entra.signins.deadletter")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        env = "MFAGAP_DEAD_LETTER_TOPIC",
+        default_value = "entra.signins.deadletter"
+    )]
     pub dead_letter_topic: String,
     /// Compression of the output (none, gzip, snappy, lz4, zstd).
-    #[arg(long, value_name = "CODEC", env = "MFAGAP_COMPRESSION", default_value = "zstd")]
+    #[arg(
+        long,
+        value_name = "CODEC",
+        env = "MFAGAP_COMPRESSION",
+        default_value = "zstd"
+    )]
     pub compression: String,
     /// librdkafka property for the output producer, as kcat's -X (repeatable; `key=value`):
     /// TLS, SASL/SCRAM/OAUTHBEARER, tuning.
-    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", env = "MFAGAP_KAFKA_PROPERTIES", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        short = 'X',
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        env = "MFAGAP_KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub kafka_properties: Vec<Property>,
 
     /// Classify workload identities (service principals, managed identities) too.
     #[arg(long, env = "MFAGAP_INCLUDE_SERVICE_PRINCIPALS")]
     pub include_service_principals: bool,
     /// clientAppUsed values that count as legacy protocols (comma-separated; replaces the list).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', env = "MFAGAP_LEGACY_CLIENTS")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        env = "MFAGAP_LEGACY_CLIENTS"
+    )]
     pub legacy_clients: Option<Vec<String>>,
     /// How many distinct sign-ins duplicate suppression remembers (0 turns it off).
     #[arg(long, value_name = "N", env = "MFAGAP_DEDUP_WINDOW", default_value_t = mfagap_core::dedup::DEFAULT_CAPACITY)]
     pub dedup_window: usize,
 
     /// Messages read but not yet acknowledged by Kafka, at most (bounds memory).
-    #[arg(long, value_name = "N", env = "MFAGAP_MAX_IN_FLIGHT", default_value_t = 2000)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MFAGAP_MAX_IN_FLIGHT",
+        default_value_t = 2000
+    )]
     pub max_in_flight: usize,
     /// How often resume points are committed.
     #[arg(long, value_name = "DURATION", env = "MFAGAP_COMMIT_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -99,13 +168,23 @@ pub struct IngestArgs {
     pub grace_period: Duration,
 
     /// Address of /metrics and /health/{live,ready}.
-    #[arg(long, value_name = "ADDR", env = "MFAGAP_LISTEN", default_value = "127.0.0.1:9464")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "MFAGAP_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
     pub listen: SocketAddr,
     /// Log format.
     #[arg(long, value_enum, env = "MFAGAP_LOG_FORMAT", default_value = "human")]
     pub log_format: LogFormat,
     /// Log filter (RUST_LOG syntax), e.g. `info` or `mfagap_ingest=debug`.
-    #[arg(long, value_name = "FILTER", env = "MFAGAP_LOG", default_value = "info")]
+    #[arg(
+        long,
+        value_name = "FILTER",
+        env = "MFAGAP_LOG",
+        default_value = "info"
+    )]
     pub log: String,
 }
 
@@ -144,8 +223,8 @@ pub fn apply_config_file(args: &[OsString]) -> Result<()> {
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    for (name, value) in config_env(&text)
-        .with_context(|| format!("in the config file {}", path.display()))?
+    for (name, value) in
+        config_env(&text).with_context(|| format!("in the config file {}", path.display()))?
     {
         if std::env::var_os(&name).is_none() {
             // SAFETY: called at the start of main, before any other thread exists.
@@ -226,7 +305,10 @@ mod tests {
         assert_eq!(get("MFAGAP_MAX_IN_FLIGHT"), Some("10"));
         assert_eq!(get("MFAGAP_INCLUDE_SERVICE_PRINCIPALS"), Some("true"));
         assert_eq!(get("MFAGAP_INPUT"), Some("a.jsonl,b.jsonl"));
-        assert_eq!(get("MFAGAP_KAFKA_PROPERTIES"), Some("linger.ms=5,sasl.password=pw"));
+        assert_eq!(
+            get("MFAGAP_KAFKA_PROPERTIES"),
+            Some("linger.ms=5,sasl.password=pw")
+        );
     }
 
     #[test]

@@ -20,7 +20,12 @@ impl ConnectionInfo {
     /// Errors name the missing part, never the string.
     pub fn parse(s: &Secret) -> Result<ConnectionInfo> {
         let (mut endpoint, mut entity_path, mut key_name, mut emulator) = (None, None, None, false);
-        for part in s.expose().split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        for part in s
+            .expose()
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let Some((k, v)) = part.split_once('=') else {
                 bail!("the connection string has a part without '=' (value not shown)");
             };
@@ -68,7 +73,9 @@ mod tests {
 
     #[test]
     fn namespace_and_hub_strings_are_read() {
-        let s = Secret::new("Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0;EntityPath=signins");
+        let s = Secret::new(
+            "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0;EntityPath=signins",
+        );
         let c = ConnectionInfo::parse(&s).unwrap();
         assert_eq!(c.host, "contoso.servicebus.windows.net");
         assert_eq!(c.entity_path.as_deref(), Some("signins"));
@@ -78,7 +85,9 @@ mod tests {
 
     #[test]
     fn the_emulator_string_is_recognised() {
-        let s = Secret::new("Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;");
+        let s = Secret::new(
+            "Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;",
+        );
         let c = ConnectionInfo::parse(&s).unwrap();
         assert!(c.emulator);
         assert_eq!(c.kafka_bootstrap(), "localhost:9092");

@@ -22,7 +22,10 @@ pub fn record(d: &DeadLetter, source: &Source, topic: &str) -> OutRecord {
         ("sourceTopic", text(&source.event_hub)),
         ("sourcePartition", text(&source.partition)),
         ("sourceOffset", text(&source.offset)),
-        ("sourceSequenceNumber", source.sequence_number.map(|n| n.to_string())),
+        (
+            "sourceSequenceNumber",
+            source.sequence_number.map(|n| n.to_string()),
+        ),
         (
             "sourceEnqueuedTime",
             source.enqueued_time.map(mfagap_core::timestamp::format),
@@ -30,7 +33,11 @@ pub fn record(d: &DeadLetter, source: &Source, topic: &str) -> OutRecord {
         ("sourceFile", text(&source.file)),
         ("sourceLine", source.line.map(|n| n.to_string())),
     ];
-    headers.extend(coordinates.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    headers.extend(
+        coordinates
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v))),
+    );
     OutRecord {
         topic: topic.to_owned(),
         kind: "dead_letter",

@@ -80,7 +80,10 @@ pub async fn run(args: IngestArgs, stop: CancellationToken) -> Result<Summary> {
 /// exit status: 0 after a clean end or a graceful stop, 1 on an error.
 pub fn main_with(args: IngestArgs) -> ExitCode {
     init_logging(args.log_format, &args.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mfagap-ingest: cannot start the runtime: {e}");
@@ -95,7 +98,11 @@ pub fn main_with(args: IngestArgs) -> ExitCode {
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(summary) => {
-            tracing::info!(undelivered = summary.undelivered, "stopped\n{}", summary.stats);
+            tracing::info!(
+                undelivered = summary.undelivered,
+                "stopped\n{}",
+                summary.stats
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -143,8 +150,10 @@ async fn wait_for_signals(stop: CancellationToken) -> Result<()> {
 pub fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),

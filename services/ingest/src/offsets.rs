@@ -124,7 +124,11 @@ mod tests {
         t.done(&b);
         assert_eq!(t.resume_point("p0"), Some(10), "10 is not acknowledged yet");
         t.done(&a);
-        assert_eq!(t.resume_point("p0"), Some(13), "all done: one past the last read");
+        assert_eq!(
+            t.resume_point("p0"),
+            Some(13),
+            "all done: one past the last read"
+        );
     }
 
     #[test]
@@ -148,7 +152,11 @@ mod tests {
         assert_eq!(t.resume_point("p0"), None);
         let again = t.begin("p0", 3);
         t.done(&old);
-        assert_eq!(t.resume_point("p0"), Some(3), "the re-read message is still pending");
+        assert_eq!(
+            t.resume_point("p0"),
+            Some(3),
+            "the re-read message is still pending"
+        );
         t.done(&again);
         assert_eq!(t.resume_point("p0"), Some(4));
     }

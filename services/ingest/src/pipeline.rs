@@ -144,7 +144,8 @@ pub async fn run<S: Source>(
 
     // Drain: wait for what is in flight — without limit at the end of a finite input, within
     // the grace period after a stop signal.
-    let mut deadline = (!ended || stop.is_cancelled()).then(|| Instant::now() + config.grace_period);
+    let mut deadline =
+        (!ended || stop.is_cancelled()).then(|| Instant::now() + config.grace_period);
     while tracker.outstanding() > 0 {
         let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {

@@ -45,9 +45,17 @@ impl FromStr for Secret {
 /// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, …).
 pub fn is_secret_property(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "ssl.key.pem", "ssl_key", "connection", "sasl.oauthbearer.config"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "ssl.key.pem",
+        "ssl_key",
+        "connection",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// A `key=value` property as it may be logged.

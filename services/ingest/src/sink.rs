@@ -65,7 +65,10 @@ impl KafkaSink {
         let forced = [("enable.idempotence", "true"), ("acks", "all")];
         for (k, v) in forced {
             if c.get(k).is_some_and(|x| x != v) {
-                tracing::warn!(property = k, "{k} is always {v} for the output; ignoring -X {k}");
+                tracing::warn!(
+                    property = k,
+                    "{k} is always {v} for the output; ignoring -X {k}"
+                );
             }
             c.set(k, v);
         }
@@ -137,9 +140,6 @@ impl KafkaSink {
 
     /// Whether the cluster answers a metadata request.
     pub fn reachable(&self, timeout: Duration) -> bool {
-        self.producer
-            .client()
-            .fetch_metadata(None, timeout)
-            .is_ok()
+        self.producer.client().fetch_metadata(None, timeout).is_ok()
     }
 }

@@ -21,7 +21,7 @@ enum Command {
     /// Write realistic synthetic sign-in messages (JSON Lines), deterministic for a seed.
     Generate(generate::GenerateArgs),
     /// Run the ingest service: sign-in logs from Event Hubs (or Kafka, or files) to Kafka.
-    Ingest(mfagap_ingest::IngestArgs),
+    Ingest(Box<mfagap_ingest::IngestArgs>),
 }
 
 fn main() -> ExitCode {
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Filter(args) => filter::run(args),
         Command::Generate(args) => generate::run(args),
-        Command::Ingest(args) => return mfagap_ingest::main_with(args),
+        Command::Ingest(args) => return mfagap_ingest::main_with(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

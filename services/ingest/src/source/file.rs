@@ -28,8 +28,13 @@ impl FileSource {
         };
         for p in &inputs {
             if p.as_os_str() != "-" {
-                let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
-                anyhow::ensure!(!meta.is_dir(), "cannot read {}: it is a directory", p.display());
+                let meta =
+                    std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+                anyhow::ensure!(
+                    !meta.is_dir(),
+                    "cannot read {}: it is a directory",
+                    p.display()
+                );
             }
         }
         let mut inputs = inputs;
@@ -47,7 +52,8 @@ impl FileSource {
         let Some(path) = self.inputs.last().cloned() else {
             return Ok(false);
         };
-        let (name, reader): (String, Box<dyn AsyncRead + Send + Unpin>) = if path.as_os_str() == "-" {
+        let (name, reader): (String, Box<dyn AsyncRead + Send + Unpin>) = if path.as_os_str() == "-"
+        {
             ("-".into(), Box::new(tokio::io::stdin()))
         } else {
             let f = tokio::fs::File::open(&path)
@@ -121,7 +127,11 @@ mod tests {
         let mut s = FileSource::new(vec![a.clone()]).unwrap();
         let mut got = Vec::new();
         while let Some(m) = s.next().await.unwrap() {
-            got.push((String::from_utf8(m.body).unwrap(), m.position, m.origin.line));
+            got.push((
+                String::from_utf8(m.body).unwrap(),
+                m.position,
+                m.origin.line,
+            ));
         }
         assert_eq!(
             got,
@@ -135,7 +145,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_fails_before_reading() {
-        let e = FileSource::new(vec!["/no/such/file.jsonl".into()]).err().unwrap();
+        let e = FileSource::new(vec!["/no/such/file.jsonl".into()])
+            .err()
+            .unwrap();
         assert!(format!("{e:#}").contains("/no/such/file.jsonl"));
     }
 }

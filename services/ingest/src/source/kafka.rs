@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use mfagap_core::Source as Origin;
 use mfagap_core::lenient::Text;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
@@ -88,7 +89,9 @@ impl KafkaSource {
         let bootstrap = match (&config.bootstrap, &conn) {
             (Some(b), _) => b.clone(),
             (None, Some(c)) => c.kafka_bootstrap(),
-            (None, None) => bail!("the kafka source needs --source-bootstrap or an Event Hubs connection string"),
+            (None, None) => bail!(
+                "the kafka source needs --source-bootstrap or an Event Hubs connection string"
+            ),
         };
         let mut topics = config.topics.clone();
         if topics.is_empty() {
@@ -115,7 +118,9 @@ impl KafkaSource {
             .set("socket.keepalive.enable", "true")
             .set("metadata.max.age.ms", "180000")
             .set("connections.max.idle.ms", "180000")
-            .set("request.timeout.ms", "60000")
+            .set("socket.timeout.ms", "60000")
+            // The prefetch queue is the consumer's memory: keep it modest.
+            .set("queued.max.messages.kbytes", "16384")
             .set("session.timeout.ms", "30000")
             .set("heartbeat.interval.ms", "3000")
             .set("max.partition.fetch.bytes", "1000000")
@@ -124,7 +129,11 @@ impl KafkaSource {
         if let (Some(conn), Some(secret)) = (&conn, &config.connection_string) {
             c.set(
                 "security.protocol",
-                if conn.emulator { "SASL_PLAINTEXT" } else { "SASL_SSL" },
+                if conn.emulator {
+                    "SASL_PLAINTEXT"
+                } else {
+                    "SASL_SSL"
+                },
             )
             .set("sasl.mechanism", "PLAIN")
             .set("sasl.username", "$ConnectionString")
@@ -170,7 +179,20 @@ impl KafkaSource {
 
 impl Source for KafkaSource {
     async fn next(&mut self) -> Result<Option<Message>> {
-        let m = self.consumer.recv().await.context("the Kafka source failed")?;
+        let m = loop {
+            match self.consumer.recv().await {
+                Ok(m) => break m,
+                // librdkafka recovers from transport and broker errors by itself; a fatal
+                // client error cannot be recovered and ends the run.
+                Err(KafkaError::MessageConsumptionFatal(code)) => {
+                    bail!("the Kafka source failed for good: {code}")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka source error; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
         let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
         let name = format!("{topic}/{partition}");
         self.partitions
@@ -227,7 +249,10 @@ impl Source for KafkaSource {
                 self.consumer
                     .fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
             {
-                out.push((format!("{}/{}", e.topic(), e.partition()), (high - pos).max(0)));
+                out.push((
+                    format!("{}/{}", e.topic(), e.partition()),
+                    (high - pos).max(0),
+                ));
             }
         }
         out
