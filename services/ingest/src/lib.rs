@@ -42,10 +42,12 @@ pub async fn run(args: IngestArgs, stop: CancellationToken) -> Result<Summary> {
         },
         ready.clone(),
     )?;
-    let probe = sink.clone();
-    if !tokio::task::spawn_blocking(move || probe.reachable(Duration::from_secs(5))).await? {
-        tracing::warn!(bootstrap = %args.bootstrap, "the output Kafka does not answer yet; records wait until it does");
-    }
+    let (probe, bootstrap) = (sink.clone(), args.bootstrap.clone());
+    tokio::task::spawn_blocking(move || {
+        if !probe.reachable(Duration::from_secs(5)) {
+            tracing::warn!(%bootstrap, "the output Kafka does not answer yet; records wait until it does");
+        }
+    });
     let config = PipelineConfig {
         processor: mfagap_core::Processor::new(args.classifier()),
         topic: args.topic.clone(),

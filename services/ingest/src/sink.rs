@@ -6,7 +6,7 @@
 //! is acknowledged; the source position of its message does not move meanwhile.
 
 use crate::metrics;
-use crate::secret::{Property, display_property};
+use crate::secret::{Property, display_property, scrub};
 use crate::server::Readiness;
 use anyhow::{Context, Result};
 use rdkafka::ClientConfig;
@@ -78,9 +78,12 @@ impl KafkaSink {
             .map(|p| display_property(&p.key, p.value.expose()))
             .collect();
         tracing::info!(bootstrap = %config.bootstrap, compression = %config.compression, properties = ?shown, "Kafka output");
-        let producer: FutureProducer = c
-            .create()
-            .context("cannot create the Kafka producer (check -X properties)")?;
+        let producer: FutureProducer = c.create().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the Kafka producer (check -X properties): {}",
+                scrub(&e.to_string(), &config.properties, &[])
+            )
+        })?;
         Ok(KafkaSink {
             producer,
             ready,

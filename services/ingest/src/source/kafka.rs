@@ -8,7 +8,7 @@
 
 use super::{Message, Source};
 use crate::connection::ConnectionInfo;
-use crate::secret::{Property, Secret, display_property};
+use crate::secret::{Property, Secret, display_property, scrub};
 use anyhow::{Context, Result, bail};
 use mfagap_core::Source as Origin;
 use mfagap_core::lenient::Text;
@@ -149,11 +149,17 @@ impl KafkaSource {
             .collect();
         tracing::info!(%bootstrap, ?topics, group = %config.group, event_hubs = conn.is_some(), properties = ?shown, "Kafka source");
         let revoked = Arc::new(Mutex::new(Vec::new()));
+        let secrets: Vec<&Secret> = config.connection_string.iter().collect();
         let consumer: StreamConsumer<Ctx> = c
             .create_with_context(Ctx {
                 revoked: revoked.clone(),
             })
-            .context("cannot create the Kafka consumer (check the source properties)")?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create the Kafka consumer (check the source properties): {}",
+                    scrub(&e.to_string(), &config.properties, &secrets)
+                )
+            })?;
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&refs)
