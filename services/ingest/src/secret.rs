@@ -125,7 +125,10 @@ mod tests {
         let cs = Secret::new("Endpoint=sb://x/;SharedAccessKey=k3y!");
         let e = "property sasl.password hunter22 bad; linger.ms 5000; Endpoint=sb://x/;SharedAccessKey=k3y!";
         let clean = scrub(e, &[p, q], &[&cs]);
-        assert!(!clean.contains("hunter22") && !clean.contains("k3y!"), "{clean}");
+        assert!(
+            !clean.contains("hunter22") && !clean.contains("k3y!"),
+            "{clean}"
+        );
         assert!(clean.contains("5000"), "ordinary values stay");
     }
 
