@@ -104,6 +104,17 @@ impl Tracker {
         out
     }
 
+    /// A commit of these points failed: offer them again next time.
+    pub fn commit_failed(&mut self, points: &[(String, i64)]) {
+        for (name, point) in points {
+            if let Some(p) = self.partitions.get_mut(name)
+                && p.committed == Some(*point)
+            {
+                p.committed = None;
+            }
+        }
+    }
+
     /// Messages read but not yet acknowledged, over all partitions.
     pub fn outstanding(&self) -> usize {
         self.partitions.values().map(|p| p.outstanding.len()).sum()
@@ -159,6 +170,17 @@ mod tests {
         );
         t.done(&again);
         assert_eq!(t.resume_point("p0"), Some(4));
+    }
+
+    #[test]
+    fn a_failed_commit_is_offered_again() {
+        let mut t = Tracker::new();
+        let a = t.begin("p0", 1);
+        t.done(&a);
+        let points = t.take_commits();
+        assert_eq!(points, vec![("p0".into(), 2)]);
+        t.commit_failed(&points);
+        assert_eq!(t.take_commits(), points);
     }
 
     #[test]

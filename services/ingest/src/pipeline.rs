@@ -193,6 +193,9 @@ fn commit<S: Source>(source: &mut S, tracker: &mut Tracker) {
                 metrics::committed(p, *pos);
             }
         }
-        Err(e) => tracing::warn!(error = %format!("{e:#}"), "commit failed; will retry"),
+        Err(e) => {
+            tracker.commit_failed(&points);
+            tracing::warn!(error = %format!("{e:#}"), "commit failed; will retry");
+        }
     }
 }
