@@ -66,6 +66,7 @@ pub async fn run<S: Source>(
         tokio::select! {
             biased;
             _ = stop.cancelled() => break,
+            _ = sink.fatal().cancelled() => break,
             Some(t) = done_rx.recv() => tracker.done(&t),
             _ = tick.tick() => {
                 for p in source.revoked() {
@@ -133,9 +134,13 @@ pub async fn run<S: Source>(
                 }
                 let (sink, done) = (sink.clone(), done_tx.clone());
                 tokio::spawn(async move {
-                    futures::future::join_all(outs.iter().map(|r| sink.deliver(r))).await;
+                    let acked = futures::future::join_all(outs.iter().map(|r| sink.deliver(r))).await;
                     drop(held);
-                    let _ = done.send(ticket);
+                    // A message whose outputs were not all acknowledged is never marked done,
+                    // so its position is never committed.
+                    if acked.into_iter().all(|a| a) {
+                        let _ = done.send(ticket);
+                    }
                 });
             }
         }
@@ -144,11 +149,24 @@ pub async fn run<S: Source>(
 
     // Drain: wait for what is in flight — without limit at the end of a finite input, within
     // the grace period after a stop signal.
+    if sink.fatal().is_cancelled() {
+        // Commit what was acknowledged, then fail: a restart resumes from there.
+        while let Ok(t) = done_rx.try_recv() {
+            tracker.done(&t);
+        }
+        commit(&mut source, &mut tracker);
+        let _ = source.close();
+        anyhow::bail!(
+            "the Kafka producer failed for good; {} messages not acknowledged will be read again after a restart",
+            tracker.outstanding()
+        );
+    }
     let mut deadline =
         (!ended || stop.is_cancelled()).then(|| Instant::now() + config.grace_period);
     while tracker.outstanding() > 0 {
         let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
+            _ = sink.fatal().cancelled() => break,
             Some(t) = done_rx.recv() => tracker.done(&t),
             _ = tick.tick() => commit(&mut source, &mut tracker),
             _ = stop.cancelled(), if deadline.is_none() => {
@@ -156,6 +174,14 @@ pub async fn run<S: Source>(
             }
             _ = tokio::time::sleep_until(until) => break,
         }
+    }
+    if sink.fatal().is_cancelled() {
+        commit(&mut source, &mut tracker);
+        let _ = source.close();
+        anyhow::bail!(
+            "the Kafka producer failed for good; {} messages not acknowledged will be read again after a restart",
+            tracker.outstanding()
+        );
     }
     let undelivered = tracker.outstanding();
     if undelivered > 0 {

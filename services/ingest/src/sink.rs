@@ -16,6 +16,7 @@ use rdkafka::util::Timeout;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// One record to write: a sign-in or a dead letter.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct KafkaSink {
     producer: FutureProducer,
     ready: Readiness,
     failing: Arc<AtomicUsize>,
+    /// Cancelled when the producer hit a fatal error (e.g. fenced): it can send nothing more.
+    fatal: CancellationToken,
 }
 
 impl KafkaSink {
@@ -88,11 +91,19 @@ impl KafkaSink {
             producer,
             ready,
             failing: Arc::new(AtomicUsize::new(0)),
+            fatal: CancellationToken::new(),
         })
     }
 
-    /// Delivers one record, retrying until Kafka acknowledges it.
-    pub async fn deliver(&self, r: &OutRecord) {
+    /// Cancelled once the producer cannot send anymore; the service must stop without
+    /// committing what was not acknowledged, so that a restart sends it again.
+    pub fn fatal(&self) -> &CancellationToken {
+        &self.fatal
+    }
+
+    /// Delivers one record, retrying until Kafka acknowledges it; `false` only when the
+    /// producer failed for good.
+    pub async fn deliver(&self, r: &OutRecord) -> bool {
         let mut backoff = Duration::from_millis(100);
         let mut failed = false;
         loop {
@@ -117,9 +128,16 @@ impl KafkaSink {
                     if failed && self.failing.fetch_sub(1, Ordering::Relaxed) == 1 {
                         self.ready.set(true);
                     }
-                    return;
+                    return true;
                 }
+                Err(_) if self.fatal.is_cancelled() => return false,
                 Err((e, _)) => {
+                    if let Some((code, reason)) = self.producer.client().fatal_error() {
+                        tracing::error!(%code, %reason, "the Kafka producer failed for good");
+                        self.ready.set(false);
+                        self.fatal.cancel();
+                        return false;
+                    }
                     if !failed {
                         failed = true;
                         self.failing.fetch_add(1, Ordering::Relaxed);
