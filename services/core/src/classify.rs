@@ -134,6 +134,25 @@ impl Default for ClassifierConfig {
     }
 }
 
+impl ClassifierConfig {
+    /// The settings as operators give them: the workload flag and, optionally, a list of
+    /// legacy clients that replaces the default one (blank entries ignored).
+    pub fn from_options(include_workload: bool, legacy_clients: Option<&[String]>) -> Self {
+        let mut config = ClassifierConfig {
+            include_workload,
+            ..ClassifierConfig::default()
+        };
+        if let Some(list) = legacy_clients {
+            config.legacy_clients = list
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        config
+    }
+}
+
 /// Applies the rule; cheap to share between threads.
 #[derive(Debug, Clone, Default)]
 pub struct Classifier {

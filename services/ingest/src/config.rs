@@ -190,18 +190,10 @@ pub struct IngestArgs {
 
 impl IngestArgs {
     pub fn classifier(&self) -> mfagap_core::Classifier {
-        let mut config = mfagap_core::ClassifierConfig {
-            include_workload: self.include_service_principals,
-            ..Default::default()
-        };
-        if let Some(list) = &self.legacy_clients {
-            config.legacy_clients = list
-                .iter()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-        }
-        mfagap_core::Classifier::new(config)
+        mfagap_core::Classifier::new(mfagap_core::ClassifierConfig::from_options(
+            self.include_service_principals,
+            self.legacy_clients.as_deref(),
+        ))
     }
 }
 

@@ -53,18 +53,10 @@ pub struct FilterArgs {
 
 impl FilterArgs {
     fn classifier(&self) -> Classifier {
-        let mut config = ClassifierConfig {
-            include_workload: self.include_service_principals,
-            ..ClassifierConfig::default()
-        };
-        if let Some(list) = &self.legacy_clients {
-            config.legacy_clients = list
-                .iter()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-        }
-        Classifier::new(config)
+        Classifier::new(ClassifierConfig::from_options(
+            self.include_service_principals,
+            self.legacy_clients.as_deref(),
+        ))
     }
 }
 
