@@ -24,6 +24,18 @@ pub struct DeadLetter<'a> {
     pub record: Option<usize>,
 }
 
+impl<'a> DeadLetter<'a> {
+    /// The whole message stands as the dead letter's bytes.
+    fn message(raw: &'a [u8], code: &'static str, error: &dyn std::fmt::Display) -> Self {
+        DeadLetter {
+            raw,
+            code,
+            error: error.to_string(),
+            record: None,
+        }
+    }
+}
+
 /// What `Processor::process` hands to the caller, in input order.
 // Nearly every output is a sign-in: boxing it would cost an allocation per record.
 #[allow(clippy::large_enum_variant)]
@@ -64,12 +76,7 @@ impl Processor {
             Ok(slots) => slots,
             Err(e) => {
                 stats.count_dead_letter(e.code(), true);
-                out(Output::DeadLetter(DeadLetter {
-                    raw: body,
-                    code: e.code(),
-                    error: e.to_string(),
-                    record: None,
-                }));
+                out(Output::DeadLetter(DeadLetter::message(body, e.code(), &e)));
                 return;
             }
         };
@@ -96,12 +103,7 @@ impl Processor {
                             // happens, the message stands in for the record's own bytes.
                             Err(e) => {
                                 stats.count_dead_letter(e.code(), false);
-                                out(Output::DeadLetter(DeadLetter {
-                                    raw: body,
-                                    code: e.code(),
-                                    error: e.to_string(),
-                                    record: None,
-                                }));
+                                out(Output::DeadLetter(DeadLetter::message(body, e.code(), &e)));
                             }
                         },
                         Ok(Decision::Mfa(..)) => stats.mfa += 1,
@@ -110,12 +112,7 @@ impl Processor {
                         Ok(Decision::Skipped(Skip::Workload)) => stats.skipped_workload += 1,
                         Err(e) => {
                             stats.count_dead_letter(e.code(), false);
-                            out(Output::DeadLetter(DeadLetter {
-                                raw: body,
-                                code: e.code(),
-                                error: e.to_string(),
-                                record: None,
-                            }));
+                            out(Output::DeadLetter(DeadLetter::message(body, e.code(), &e)));
                         }
                     }
                 }
