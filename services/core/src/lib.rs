@@ -4,6 +4,7 @@
 //! decides *which* sign-ins those are lives here, once: the services only move bytes in and
 //! records out, so a rule fixed here is fixed everywhere.
 
+pub mod batch;
 pub mod category;
 pub mod classify;
 pub mod decode;
