@@ -198,8 +198,18 @@ impl IngestArgs {
 }
 
 /// Finds `--config FILE` (or `MFAGAP_CONFIG`) in the arguments and applies the file's keys as
-/// environment defaults. Must run before any thread is started.
+/// environment defaults, for the ingest service's settings. Must run before any thread is
+/// started.
 pub fn apply_config_file(args: &[OsString]) -> Result<()> {
+    apply_config_file_with(args, &env_of)
+}
+
+/// As `apply_config_file`, with the table of names of the command being run: each service
+/// (and `mfagap run`, which hosts both) passes the lookup of its own flags.
+pub fn apply_config_file_with(
+    args: &[OsString],
+    env_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
     let mut path = std::env::var_os("MFAGAP_CONFIG").map(PathBuf::from);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -235,8 +245,12 @@ pub fn apply_config_file(args: &[OsString]) -> Result<()> {
 /// The environment variable of a flag, by its long name (`dead-letter-topic` or
 /// `dead_letter_topic`), as the flag itself declares it: one table of names for all three ways.
 pub fn env_of(key: &str) -> Option<String> {
-    use clap::Args;
-    let cmd = IngestArgs::augment_args(clap::Command::new("ingest"));
+    env_of_flag::<IngestArgs>(key)
+}
+
+/// The environment variable of a flag of any settings struct, by its long name.
+pub fn env_of_flag<A: clap::Args>(key: &str) -> Option<String> {
+    let cmd = A::augment_args(clap::Command::new("settings"));
     let key = key.replace('_', "-");
     cmd.get_arguments()
         .find(|a| a.get_long() == Some(key.as_str()))

@@ -115,8 +115,9 @@ pub fn main_with(args: IngestArgs) -> ExitCode {
     }
 }
 
-/// SIGTERM or SIGINT: stop reading, drain, commit. A second signal exits at once.
-async fn stop_on_signal(stop: CancellationToken) {
+/// SIGTERM or SIGINT: stop reading, drain, commit. A second signal exits at once. Every
+/// service of the process shares it.
+pub async fn stop_on_signal(stop: CancellationToken) {
     if let Err(e) = wait_for_signals(stop).await {
         tracing::error!("{e:#}");
     }

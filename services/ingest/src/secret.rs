@@ -42,7 +42,8 @@ impl FromStr for Secret {
 }
 
 /// Whether a librdkafka property carries a secret (`sasl.password`, `ssl.key.password`,
-/// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, …).
+/// `sasl.oauthbearer.client.secret`, `ssl.key.pem`, …) or an object-storage option carries
+/// one (`azure_storage_account_key`, `azure_storage_sas_key`, `aws_secret_access_key`).
 pub fn is_secret_property(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
@@ -53,6 +54,8 @@ pub fn is_secret_property(key: &str) -> bool {
         "ssl_key",
         "connection",
         "sasl.oauthbearer.config",
+        // object storage options: azure_storage_account_key, aws_secret_access_key, SAS
+        "_key",
     ]
     .iter()
     .any(|s| k.contains(s))

@@ -22,11 +22,18 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run the ingest service: sign-in logs from Event Hubs (or Kafka, or files) to Kafka.
     Ingest(Box<mfagap_ingest::IngestArgs>),
+    /// Run the archiver service: the sign-ins without MFA from Kafka to Parquet, exactly once.
+    Archive(Box<mfagap_archiver::ArchiveArgs>),
 }
 
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
-    if let Err(e) = mfagap_ingest::config::apply_config_file(&argv) {
+    // The config file's keys are the flags of the command being run.
+    let lookup = |key: &str| match argv.get(1).and_then(|a| a.to_str()) {
+        Some("archive") => mfagap_archiver::config::env_of(key),
+        _ => mfagap_ingest::config::env_of(key),
+    };
+    if let Err(e) = mfagap_ingest::config::apply_config_file_with(&argv, &lookup) {
         eprintln!("mfagap: {e:#}");
         return ExitCode::from(2);
     }
@@ -35,6 +42,7 @@ fn main() -> ExitCode {
         Command::Filter(args) => filter::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Ingest(args) => return mfagap_ingest::main_with(*args),
+        Command::Archive(args) => return mfagap_archiver::main_with(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

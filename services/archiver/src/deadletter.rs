@@ -1,0 +1,131 @@
+//! Values on the topic that are not output records: why, and what goes to the dead-letter topic.
+//!
+//! The archiver never stops a partition for a bad value and never drops one silently: the
+//! original bytes and key go to its dead-letter topic with the reason and the Kafka coordinates
+//! they came from, and the offset counts as read, so the partition moves on.
+
+use mfagap_core::SignIn;
+use mfagap_core::record::SCHEMA_VERSION;
+use mfagap_ingest::sink::OutRecord;
+
+/// Why a value was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `empty`, `not_json`, `not_a_record` or `schema_version`.
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+/// Reads a Kafka value as an output record, or says why it is not one.
+pub fn parse<'a>(
+    payload: Option<&'a [u8]>,
+    schema_version: Option<&[u8]>,
+) -> Result<SignIn<'a>, Refusal> {
+    if let Some(v) = schema_version
+        && v != SCHEMA_VERSION.as_bytes()
+    {
+        return Err(Refusal {
+            reason: "schema_version",
+            detail: format!(
+                "schemaVersion {:?}, this archiver reads {SCHEMA_VERSION}",
+                String::from_utf8_lossy(v)
+            ),
+        });
+    }
+    let Some(bytes) = payload.filter(|p| !p.is_empty()) else {
+        return Err(Refusal {
+            reason: "empty",
+            detail: "the value is empty".into(),
+        });
+    };
+    serde_json::from_slice(bytes).map_err(|e| Refusal {
+        reason: match e.classify() {
+            serde_json::error::Category::Data => "not_a_record",
+            _ => "not_json",
+        },
+        detail: e.to_string(),
+    })
+}
+
+/// The dead letter of a refused value.
+pub fn record(
+    topic: &str,
+    refusal: &Refusal,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    from: (&str, i32, i64),
+) -> OutRecord {
+    OutRecord {
+        topic: topic.to_owned(),
+        kind: "dead_letter",
+        key: key.map(<[u8]>::to_vec),
+        payload: payload.unwrap_or_default().to_vec(),
+        headers: vec![
+            ("reason", refusal.reason.to_owned()),
+            ("error", refusal.detail.clone()),
+            ("sourceTopic", from.0.to_owned()),
+            ("sourcePartition", from.1.to_string()),
+            ("sourceOffset", from.2.to_string()),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Vec<u8> {
+        let mut g = mfagap_core::generate::Generator::new(Default::default());
+        let p = mfagap_core::Processor::default();
+        let mut stats = mfagap_core::Stats::default();
+        loop {
+            let body = g.next_message().body;
+            let mut out = None;
+            p.process(&body, &Default::default(), 0, &mut stats, &mut |o| {
+                if let mfagap_core::Output::SignIn(s) = o {
+                    out.get_or_insert_with(|| serde_json::to_vec(&s).unwrap());
+                }
+            });
+            if let Some(v) = out {
+                return v;
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_the_ingest_service_wrote_is_accepted() {
+        let v = valid();
+        let r = parse(Some(&v), Some(b"1")).unwrap();
+        assert!(r.login_succeeded);
+        assert!(parse(Some(&v), None).is_ok(), "the header is optional");
+    }
+
+    #[test]
+    fn each_kind_of_bad_value_has_its_reason() {
+        let reason = |p: Option<&[u8]>| parse(p, None).unwrap_err().reason;
+        assert_eq!(reason(None), "empty");
+        assert_eq!(reason(Some(b"")), "empty");
+        assert_eq!(reason(Some(b"{\"id\":")), "not_json");
+        assert_eq!(reason(Some(&[0xff, 0xfe])), "not_json");
+        assert_eq!(reason(Some(b"{\"id\":\"x\"}")), "not_a_record");
+        assert_eq!(reason(Some(b"[1,2]")), "not_a_record");
+        let mut v: serde_json::Value = serde_json::from_slice(&valid()).unwrap();
+        v["createdDateTime"] = "yesterday".into();
+        assert_eq!(reason(Some(&serde_json::to_vec(&v).unwrap())), "not_a_record");
+        v["createdDateTime"] = "2025-11-14T01:48:53Z".into();
+        v["reason"] = "because".into();
+        assert_eq!(reason(Some(&serde_json::to_vec(&v).unwrap())), "not_a_record");
+        let err = parse(Some(&valid()), Some(b"2")).unwrap_err();
+        assert_eq!(err.reason, "schema_version");
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_bytes_and_says_where_they_came_from() {
+        let refusal = parse(Some(b"nope"), None).unwrap_err();
+        let d = record("dl", &refusal, Some(b"k"), Some(b"nope"), ("t", 3, 42));
+        assert_eq!(d.payload, b"nope");
+        assert_eq!(d.key.as_deref(), Some(&b"k"[..]));
+        assert!(d.headers.contains(&("sourceOffset", "42".into())));
+        assert!(d.headers.contains(&("reason", "not_json".into())));
+    }
+}
