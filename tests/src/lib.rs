@@ -5,6 +5,18 @@
 //! `scripts/setup.sh` installs under `.tools/` — noida-db (the default) or tansu — on a free
 //! port with a fresh data directory, and stops it when the test ends. Every test makes its own
 //! topics, so tests share nothing.
+//!
+//! For what the services write to Parquet and Blob storage: [`Azurite`] (the Azure Blob
+//! Storage emulator), and [`read_dataset`] / [`read_dataset_pyarrow`] / [`parquet_metadata`],
+//! which read Parquet back with DuckDB and pyarrow in the `.tools/py` virtual environment.
+
+pub mod azurite;
+pub mod dataset;
+pub mod python;
+
+pub use azurite::Azurite;
+pub use dataset::{parquet_files, parquet_metadata, read_dataset, read_dataset_pyarrow};
+pub use python::python;
 
 use anyhow::{Context, Result, bail};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
