@@ -95,7 +95,11 @@ fn writer_id() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(40)
         .collect();
-    format!("{host}-{}-{:08x}", std::process::id(), rand::random::<u32>())
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// A rebalance, as the callback saw it, for the loop to act on.
@@ -410,7 +414,12 @@ impl Loop {
             Err(refusal) => {
                 metrics::dead_letter(refusal.reason);
                 self.summary.dead_letters += 1;
-                tracing::debug!(partition = p, offset, reason = refusal.reason, "dead letter");
+                tracing::debug!(
+                    partition = p,
+                    offset,
+                    reason = refusal.reason,
+                    "dead letter"
+                );
                 let out = deadletter::record(
                     &self.a.settings.dead_letter_topic,
                     &refusal,
@@ -419,8 +428,11 @@ impl Loop {
                     (m.topic(), p, offset),
                 );
                 let sink = self.a.sink.clone();
-                part.dead_letters
-                    .push(self.a.runtime.spawn(async move { sink.deliver(&out).await }));
+                part.dead_letters.push(
+                    self.a
+                        .runtime
+                        .spawn(async move { sink.deliver(&out).await }),
+                );
             }
         }
         part.touch(offset);
@@ -496,7 +508,9 @@ impl Loop {
                 .block_on(h)
                 .context("a dead-letter delivery task failed")?;
             if !delivered {
-                bail!("the dead-letter producer failed for good; nothing of this unit is committed");
+                bail!(
+                    "the dead-letter producer failed for good; nothing of this unit is committed"
+                );
             }
         }
         let unit = Unit {
@@ -537,7 +551,14 @@ impl Loop {
                 self.summary.rows += unit.rows();
                 self.summary.files += done.files.len() as u64;
                 self.summary.bytes += bytes;
-                tracing::debug!(partition = p, first = done.first, last = done.last, rows = unit.rows(), files = done.files.len(), "published");
+                tracing::debug!(
+                    partition = p,
+                    first = done.first,
+                    last = done.last,
+                    rows = unit.rows(),
+                    files = done.files.len(),
+                    "published"
+                );
                 self.commit_for_monitoring(c, p, done.next());
             }
             Outcome::Fenced => {
@@ -582,11 +603,9 @@ impl Loop {
 
     fn report_lag(&self, c: &Kafka) {
         for (p, part) in &self.parts {
-            if let Ok((_, high)) = c.fetch_watermarks(
-                &self.a.settings.topic,
-                *p,
-                Duration::from_millis(500),
-            ) {
+            if let Ok((_, high)) =
+                c.fetch_watermarks(&self.a.settings.topic, *p, Duration::from_millis(500))
+            {
                 metrics::lag(*p, (high - part.next).max(0));
             }
         }

@@ -49,6 +49,28 @@ use std::time::{Duration, Instant};
 pub const KEEP_COMMITS: usize = 1000;
 const KEEP_YOUNGER_THAN: Duration = Duration::from_secs(24 * 3600);
 
+/// Fault injection for the crash tests: `MFAGAP_ARCHIVER_FAULT=<point>:<n>` aborts the process
+/// the `n`-th time it reaches `point` (`after-stage`, `after-commit`, `mid-publish`), so a test
+/// can stop it exactly between two steps of the protocol, where a random kill rarely lands.
+fn fault(point: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("MFAGAP_ARCHIVER_FAULT").ok()?;
+        let (p, n) = v.split_once(':')?;
+        Some((p.to_owned(), n.parse().ok()?))
+    });
+    if let Some((p, n)) = spec
+        && p == point
+        && SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *n
+    {
+        eprintln!("mfagap-archiver: injected fault at {point}");
+        std::process::abort();
+    }
+}
+
 /// A unit ready to publish.
 #[derive(Debug)]
 pub struct Unit {
@@ -109,6 +131,7 @@ pub async fn publish(
             bytes: f.data.len() as u64,
         });
     }
+    fault("after-stage");
     if started.elapsed() > orphan_age / 2 {
         tracing::warn!(
             partition = unit.partition,
@@ -145,6 +168,7 @@ pub async fn publish(
         discard(store, &commit.files).await;
         return Ok(Outcome::Fenced);
     }
+    fault("after-commit");
     roll_forward(store, &commit, None).await?;
     Ok(Outcome::Committed(commit))
 }
@@ -191,6 +215,9 @@ async fn roll_forward(
         if store.publish(&from, &to).await? {
             moved += 1;
         }
+        if commit.files.len() > 1 {
+            fault("mid-publish");
+        }
     }
     Ok(moved)
 }
@@ -211,7 +238,10 @@ pub async fn recover(
         }
         match read_commit(store, &meta.location).await? {
             Some(c) => commits.push((meta.clone(), c)),
-            None => bail!("the commit record {} vanished while recovering", meta.location),
+            None => bail!(
+                "the commit record {} vanished while recovering",
+                meta.location
+            ),
         }
     }
     commits.sort_by_key(|(_, c)| c.first);
@@ -318,7 +348,9 @@ mod tests {
     async fn a_unit_over_two_hours_is_published_whole_and_sets_the_resume_point() {
         let (dir, store) = store();
         assert_eq!(recover(&store, "t", 2, AGE).await.unwrap().resume, None);
-        let out = publish(&store, &unit(0, 9, &[0, 1]), "w", AGE).await.unwrap();
+        let out = publish(&store, &unit(0, 9, &[0, 1]), "w", AGE)
+            .await
+            .unwrap();
         assert!(matches!(out, Outcome::Committed(ref c) if c.next() == 10));
         assert_eq!(
             published(dir.path()),
@@ -329,7 +361,13 @@ mod tests {
         );
         let r = recover(&store, "t", 2, AGE).await.unwrap();
         assert_eq!(r.resume, Some(10));
-        assert!(store.list(&layout::staging_dir("t", 2)).await.unwrap().is_empty());
+        assert!(
+            store
+                .list(&layout::staging_dir("t", 2))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -339,17 +377,32 @@ mod tests {
         assert!(matches!(first, Outcome::Committed(_)));
         let second = publish(&store, &unit(0, 5, &[3]), "b", AGE).await.unwrap();
         assert!(matches!(second, Outcome::Fenced));
-        assert_eq!(published(dir.path()), ["date=1970-01-01/hour=00/t-2-0-9.parquet"]);
+        assert_eq!(
+            published(dir.path()),
+            ["date=1970-01-01/hour=00/t-2-0-9.parquet"]
+        );
         // The fenced writer's staged file is gone too.
-        assert!(store.list(&layout::staging_dir("t", 2)).await.unwrap().is_empty());
+        assert!(
+            store
+                .list(&layout::staging_dir("t", 2))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn a_retried_publish_of_the_same_unit_counts_as_committed() {
         let (dir, store) = store();
         let u = unit(0, 9, &[0]);
-        assert!(matches!(publish(&store, &u, "a", AGE).await.unwrap(), Outcome::Committed(_)));
-        assert!(matches!(publish(&store, &u, "a", AGE).await.unwrap(), Outcome::Committed(_)));
+        assert!(matches!(
+            publish(&store, &u, "a", AGE).await.unwrap(),
+            Outcome::Committed(_)
+        ));
+        assert!(matches!(
+            publish(&store, &u, "a", AGE).await.unwrap(),
+            Outcome::Committed(_)
+        ));
         assert_eq!(published(dir.path()).len(), 1);
     }
 
@@ -380,7 +433,10 @@ mod tests {
             committed_at: String::new(),
         };
         let name = layout::commit_file("t", 2, 10);
-        store.put(&name, serde_json::to_vec(&c).unwrap().into()).await.unwrap();
+        store
+            .put(&name, serde_json::to_vec(&c).unwrap().into())
+            .await
+            .unwrap();
         assert!(published(dir.path()).is_empty());
         let r = recover(&store, "t", 2, AGE).await.unwrap();
         assert_eq!(r.resume, Some(20));
@@ -396,7 +452,11 @@ mod tests {
         let staged = layout::staged_file("t", 2, Range { first: 0, last: 9 }, "dead", 0);
         store.put(&staged, Bytes::from_static(b"x")).await.unwrap();
         let r = recover(&store, "t", 2, AGE).await.unwrap();
-        assert_eq!((r.resume, r.orphans_deleted), (None, 0), "young: maybe a live writer's");
+        assert_eq!(
+            (r.resume, r.orphans_deleted),
+            (None, 0),
+            "young: maybe a live writer's"
+        );
         let r = recover(&store, "t", 2, Duration::ZERO).await.unwrap();
         assert_eq!(r.orphans_deleted, 1);
         assert!(!store.exists(&staged).await.unwrap());
@@ -408,14 +468,19 @@ mod tests {
         let (_dir, store) = store();
         let mut u = unit(0, 4, &[]);
         u.dead_letters = 5;
-        assert!(matches!(publish(&store, &u, "w", AGE).await.unwrap(), Outcome::Committed(_)));
+        assert!(matches!(
+            publish(&store, &u, "w", AGE).await.unwrap(),
+            Outcome::Committed(_)
+        ));
         assert_eq!(recover(&store, "t", 2, AGE).await.unwrap().resume, Some(5));
     }
 
     #[tokio::test]
     async fn a_slow_stage_gives_the_unit_up() {
         let (dir, store) = store();
-        let out = publish(&store, &unit(0, 9, &[0]), "w", Duration::ZERO).await.unwrap();
+        let out = publish(&store, &unit(0, 9, &[0]), "w", Duration::ZERO)
+            .await
+            .unwrap();
         assert!(matches!(out, Outcome::Fenced));
         assert!(published(dir.path()).is_empty());
         assert_eq!(recover(&store, "t", 2, AGE).await.unwrap().resume, None);
@@ -425,7 +490,10 @@ mod tests {
     async fn a_corrupt_commit_record_stops_recovery_with_its_name() {
         let (_dir, store) = store();
         let name = layout::commit_file("t", 2, 0);
-        store.put(&name, Bytes::from_static(b"{not json")).await.unwrap();
+        store
+            .put(&name, Bytes::from_static(b"{not json"))
+            .await
+            .unwrap();
         let e = recover(&store, "t", 2, AGE).await.unwrap_err();
         assert!(format!("{e:#}").contains("corrupt"), "{e:#}");
     }

@@ -92,7 +92,12 @@ pub struct ArchiveArgs {
     pub storage_options: Vec<Property>,
 
     /// A partition's open file is published once it holds this many rows.
-    #[arg(long, value_name = "N", env = "MFAGAP_ROLL_ROWS", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MFAGAP_ROLL_ROWS",
+        default_value_t = 1_000_000
+    )]
     pub roll_rows: usize,
     /// … or once its encoded size reaches this many bytes (e.g. `128MiB`).
     #[arg(long, value_name = "SIZE", env = "MFAGAP_ROLL_BYTES", default_value = "128MiB", value_parser = parse_size)]
@@ -208,7 +213,10 @@ mod tests {
     #[test]
     fn every_flag_has_its_variable_for_the_config_file() {
         assert_eq!(env_of("roll-rows").as_deref(), Some("MFAGAP_ROLL_ROWS"));
-        assert_eq!(env_of("storage_option").as_deref(), Some("MFAGAP_STORAGE_OPTIONS"));
+        assert_eq!(
+            env_of("storage_option").as_deref(),
+            Some("MFAGAP_STORAGE_OPTIONS")
+        );
         assert_eq!(env_of("nope"), None);
     }
 }

@@ -111,10 +111,16 @@ mod tests {
         assert_eq!(reason(Some(b"[1,2]")), "not_a_record");
         let mut v: serde_json::Value = serde_json::from_slice(&valid()).unwrap();
         v["createdDateTime"] = "yesterday".into();
-        assert_eq!(reason(Some(&serde_json::to_vec(&v).unwrap())), "not_a_record");
+        assert_eq!(
+            reason(Some(&serde_json::to_vec(&v).unwrap())),
+            "not_a_record"
+        );
         v["createdDateTime"] = "2025-11-14T01:48:53Z".into();
         v["reason"] = "because".into();
-        assert_eq!(reason(Some(&serde_json::to_vec(&v).unwrap())), "not_a_record");
+        assert_eq!(
+            reason(Some(&serde_json::to_vec(&v).unwrap())),
+            "not_a_record"
+        );
         let err = parse(Some(&valid()), Some(b"2")).unwrap_err();
         assert_eq!(err.reason, "schema_version");
     }

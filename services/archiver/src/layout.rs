@@ -68,7 +68,9 @@ pub fn commits_dir(topic: &str, partition: i32) -> Path {
 
 /// The commit record of the unit starting at `first`: its name is the claim on that offset.
 pub fn commit_file(topic: &str, partition: i32, first: i64) -> Path {
-    Path::from(format!("_mfagap/commits/{topic}/{partition}/{first:020}.json"))
+    Path::from(format!(
+        "_mfagap/commits/{topic}/{partition}/{first:020}.json"
+    ))
 }
 
 /// Prefix of a partition's staged files.
@@ -77,13 +79,7 @@ pub fn staging_dir(topic: &str, partition: i32) -> Path {
 }
 
 /// Where a file of a unit is written before it is committed and published.
-pub fn staged_file(
-    topic: &str,
-    partition: i32,
-    unit: Range,
-    writer: &str,
-    hour: Hour,
-) -> Path {
+pub fn staged_file(topic: &str, partition: i32, unit: Range, writer: &str, hour: Hour) -> Path {
     let dir = hive_dir(hour).replace('/', "-");
     Path::from(format!(
         "_mfagap/staging/{topic}/{partition}/{}-{}-{writer}/{dir}.parquet.inprogress",

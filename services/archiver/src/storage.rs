@@ -40,7 +40,9 @@ impl Store {
     /// Opens the dataset root: a directory path (created if missing), `file://`, `az://`,
     /// `abfs://`, `abfss://`, `azure://`, `https://…blob.core.windows.net/…` or `s3://`.
     pub fn open(location: &str, options: &[Property]) -> Result<Store> {
-        let url = url::Url::parse(location).ok().filter(|u| u.scheme().len() > 1);
+        let url = url::Url::parse(location)
+            .ok()
+            .filter(|u| u.scheme().len() > 1);
         let (inner, local): (Arc<dyn ObjectStore>, _) = match url.as_ref().map(|u| u.scheme()) {
             None | Some("file") => {
                 let dir = match &url {
@@ -66,9 +68,10 @@ impl Store {
                 let u = url.as_ref().expect("a URL");
                 let mut b = MicrosoftAzureBuilder::from_env().with_url(location);
                 for p in options {
-                    let key: AzureConfigKey = p.key.parse().with_context(|| {
-                        format!("unknown Azure storage option {:?}", p.key)
-                    })?;
+                    let key: AzureConfigKey = p
+                        .key
+                        .parse()
+                        .with_context(|| format!("unknown Azure storage option {:?}", p.key))?;
                     b = b.with_config(key, p.value.expose());
                 }
                 let store = b.build().context("cannot open the Azure storage")?;
@@ -114,9 +117,7 @@ impl Store {
         match self.inner.put_opts(path, data.into(), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot create {path} in {}", self.location))
-            }
+            Err(e) => Err(e).with_context(|| format!("cannot create {path} in {}", self.location)),
         }
     }
 
@@ -157,11 +158,13 @@ impl Store {
     pub async fn publish(&self, staged: &Path, published: &Path) -> Result<bool> {
         match self.inner.rename(staged, published).await {
             Ok(()) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) if self.exists(published).await? => {
-                Ok(false)
-            }
-            Err(e) => Err(e)
-                .with_context(|| format!("cannot publish {staged} as {published} in {}", self.location)),
+            Err(object_store::Error::NotFound { .. }) if self.exists(published).await? => Ok(false),
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "cannot publish {staged} as {published} in {}",
+                    self.location
+                )
+            }),
         }
     }
 
@@ -204,7 +207,10 @@ mod tests {
         let p = Path::from("a/b.json");
         assert!(store.create(&p, Bytes::from_static(b"1")).await.unwrap());
         assert!(!store.create(&p, Bytes::from_static(b"2")).await.unwrap());
-        assert_eq!(store.get(&p).await.unwrap().unwrap(), Bytes::from_static(b"1"));
+        assert_eq!(
+            store.get(&p).await.unwrap().unwrap(),
+            Bytes::from_static(b"1")
+        );
     }
 
     #[tokio::test]
@@ -212,13 +218,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().to_str().unwrap(), &[]).unwrap();
         let (staged, published) = (Path::from("s/x.inprogress"), Path::from("d/x.parquet"));
-        store.put(&staged, Bytes::from_static(b"data")).await.unwrap();
+        store
+            .put(&staged, Bytes::from_static(b"data"))
+            .await
+            .unwrap();
         assert!(store.publish(&staged, &published).await.unwrap());
         assert!(!store.publish(&staged, &published).await.unwrap());
         assert!(!store.exists(&staged).await.unwrap());
         assert!(dir.path().join("d/x.parquet").exists());
         // Neither name exists: that is an error, not a silent success.
-        assert!(store.publish(&staged, &Path::from("d/y.parquet")).await.is_err());
+        assert!(
+            store
+                .publish(&staged, &Path::from("d/y.parquet"))
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -196,7 +196,13 @@ mod tests {
         assert!(w.size() > 0);
         let f = w.finish().unwrap();
         assert_eq!(f.rows, 10_000);
-        assert_eq!(f.offsets, Range { first: 100, last: 10_099 });
+        assert_eq!(
+            f.offsets,
+            Range {
+                first: 100,
+                last: 10_099
+            }
+        );
         let reader = ParquetRecordBatchReaderBuilder::try_new(f.data.clone()).unwrap();
         let meta = reader.metadata().clone();
         assert_eq!(meta.num_row_groups(), 3, "row groups of at most 4000 rows");
@@ -206,7 +212,11 @@ mod tests {
         assert_eq!(batches[0].schema(), sign_in_schema());
         let rg = meta.row_group(0);
         for c in rg.columns() {
-            assert!(matches!(c.compression(), Compression::ZSTD(_)), "{:?}", c.column_path());
+            assert!(
+                matches!(c.compression(), Compression::ZSTD(_)),
+                "{:?}",
+                c.column_path()
+            );
             assert!(c.statistics().is_some(), "{:?}", c.column_path());
         }
         let enc = |name: &str| {
@@ -235,6 +245,10 @@ mod tests {
         let held = w.size();
         assert!(held < input / 2, "held {held} of input {input}");
         let f = w.finish().unwrap();
-        assert!((f.data.len() as u64) < input / 4, "file {} of input {input}", f.data.len());
+        assert!(
+            (f.data.len() as u64) < input / 4,
+            "file {} of input {input}",
+            f.data.len()
+        );
     }
 }

@@ -26,10 +26,8 @@ fn timestamps() -> TimestampMicrosecondBuilder {
 }
 
 fn list_of_text() -> ListBuilder<StringBuilder> {
-    ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new_list_field(
-        DataType::Utf8,
-        false,
-    )))
+    ListBuilder::new(StringBuilder::new())
+        .with_field(Arc::new(Field::new_list_field(DataType::Utf8, false)))
 }
 
 fn append_list(b: &mut ListBuilder<StringBuilder>, items: &[Text<'_>]) {
