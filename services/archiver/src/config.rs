@@ -99,13 +99,15 @@ pub struct ArchiveArgs {
         default_value_t = 1_000_000
     )]
     pub roll_rows: usize,
-    /// … or once its encoded size reaches this many bytes (e.g. `128MiB`).
-    #[arg(long, value_name = "SIZE", env = "MFAGAP_ROLL_BYTES", default_value = "128MiB", value_parser = parse_size)]
+    /// … or once its rows take this much memory (e.g. `256MiB`; files come out about a
+    /// tenth of it with ZSTD).
+    #[arg(long, value_name = "SIZE", env = "MFAGAP_ROLL_BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub roll_bytes: u64,
     /// … or once its oldest row waited this long.
     #[arg(long, value_name = "DURATION", env = "MFAGAP_ROLL_AGE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub roll_age: Duration,
-    /// Memory of all open files together, at most: past it the largest is published early.
+    /// Memory of all buffered rows together, at most: past it the largest unit is published
+    /// early. The process needs about this plus 100 MB.
     #[arg(long, value_name = "SIZE", env = "MFAGAP_MAX_BUFFERED", default_value = "512MiB", value_parser = parse_size)]
     pub max_buffered: u64,
     /// Rows per Parquet row group.
@@ -205,7 +207,7 @@ mod tests {
         let cli = Cli::parse_from(["archiver"]);
         let a = cli.args;
         assert_eq!(a.data, "./mfagap-data");
-        assert_eq!(a.roll_bytes, 128 << 20);
+        assert_eq!(a.roll_bytes, 256 << 20);
         assert!(a.max_buffered >= a.roll_bytes);
         assert_eq!(a.roll_age, Duration::from_secs(300));
     }

@@ -23,8 +23,8 @@ pub const BUFFERED_ROWS: &str = "mfagap_archiver_buffered_rows";
 pub const BUFFERED_BYTES: &str = "mfagap_archiver_buffered_bytes";
 pub const ROLLED_FORWARD: &str = "mfagap_archiver_rolled_forward_files_total";
 
-pub fn message() {
-    counter!(MESSAGES).increment(1);
+pub fn messages(n: u64) {
+    counter!(MESSAGES).increment(n);
 }
 
 pub fn dead_letter(reason: &'static str) {

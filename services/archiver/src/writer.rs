@@ -1,14 +1,14 @@
-//! One Parquet file being written: rows go in as records, bytes come out when it rolls.
+//! One Parquet file in the making: rows go in as records, bytes come out when it rolls.
 //!
-//! Rows are appended to an Arrow batch (`mfagap_core::batch`) and handed to the Parquet
-//! encoder every few thousand rows, so what a buffered file costs in memory is mostly its
-//! compressed pages, not its JSON. File properties are chosen for scans by DuckDB, Spark and
+//! Rows are appended to Arrow batches (`mfagap_core::batch`) and encoded when the unit is
+//! published. File properties are chosen for scans by DuckDB, Spark and
 //! Trino: ZSTD pages, dictionary encoding on the columns whose values repeat (and not on ids
 //! and instants, where a dictionary only costs time), page statistics, row groups of about a
 //! hundred thousand rows.
 
 use crate::layout::{Hour, Range};
 use anyhow::{Context, Result};
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use mfagap_core::SignIn;
 use mfagap_core::batch::BatchBuilder;
@@ -19,7 +19,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use std::sync::Arc;
 
-/// Rows handed to the encoder at a time.
+/// Rows per buffered Arrow batch.
 const BATCH_ROWS: usize = 8192;
 
 /// Columns whose values are (nearly) all distinct: plain encoding.
@@ -60,15 +60,22 @@ impl FileSettings {
     }
 }
 
-/// One hour of one partition's unit, being encoded.
-pub struct FileWriter {
+/// One hour of one partition's unit, buffered as Arrow batches until the unit is published.
+///
+/// Encoding waits until then, one file at a time: a Parquet encoder holds a compression
+/// context per column (megabytes each for ZSTD), so encoding every open hour of every
+/// partition at once would cost far more memory than the rows themselves. Buffered as Arrow,
+/// what a unit costs is its rows' size, counted exactly, which `--max-buffered` bounds.
+pub struct HourBuffer {
     pub hour: Hour,
     rows: u64,
     offsets: Option<Range>,
     batch: BatchBuilder,
-    /// Input bytes of the rows still in `batch`: what they cost until encoded.
+    batches: Vec<RecordBatch>,
+    /// Memory of the finished batches.
+    batch_bytes: u64,
+    /// Input bytes of the rows still in `batch`: what they cost until it is finished.
     pending_bytes: u64,
-    writer: ArrowWriter<Vec<u8>>,
 }
 
 /// An encoded file, ready to stage.
@@ -81,22 +88,17 @@ pub struct EncodedFile {
     pub data: Bytes,
 }
 
-impl FileWriter {
-    pub fn new(hour: Hour, settings: &FileSettings) -> Result<FileWriter> {
-        let writer = ArrowWriter::try_new(
-            Vec::with_capacity(1 << 16),
-            sign_in_schema(),
-            Some((*settings.props).clone()),
-        )
-        .context("cannot start a Parquet file")?;
-        Ok(FileWriter {
+impl HourBuffer {
+    pub fn new(hour: Hour) -> HourBuffer {
+        HourBuffer {
             hour,
             rows: 0,
             offsets: None,
             batch: BatchBuilder::new(),
+            batches: Vec::new(),
+            batch_bytes: 0,
             pending_bytes: 0,
-            writer,
-        })
+        }
     }
 
     /// Adds one row; `size` is what the record weighed as input (for the memory estimate).
@@ -115,19 +117,18 @@ impl FileWriter {
             },
         });
         if self.batch.len() >= BATCH_ROWS {
-            self.encode_pending()?;
+            self.finish_batch()?;
         }
         Ok(())
     }
 
-    fn encode_pending(&mut self) -> Result<()> {
+    fn finish_batch(&mut self) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = self.batch.finish().context("cannot build an Arrow batch")?;
-        self.writer
-            .write(&batch)
-            .context("cannot encode rows as Parquet")?;
+        self.batch_bytes += batch.get_array_memory_size() as u64;
+        self.batches.push(batch);
         self.pending_bytes = 0;
         Ok(())
     }
@@ -136,17 +137,27 @@ impl FileWriter {
         self.rows
     }
 
-    /// What the file holds in memory now: encoded bytes, the open row group, pending rows.
-    pub fn size(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64 + self.pending_bytes
+    /// What the buffered rows hold in memory.
+    pub fn memory(&self) -> u64 {
+        self.batch_bytes + self.pending_bytes
     }
 
-    /// Encodes what is left and closes the file.
-    pub fn finish(mut self) -> Result<EncodedFile> {
-        self.encode_pending()?;
+    /// Encodes the rows as one Parquet file.
+    pub fn encode(mut self, settings: &FileSettings) -> Result<EncodedFile> {
+        self.finish_batch()?;
+        let mut writer = ArrowWriter::try_new(
+            Vec::with_capacity((self.batch_bytes / 8) as usize),
+            sign_in_schema(),
+            Some((*settings.props).clone()),
+        )
+        .context("cannot start a Parquet file")?;
+        for batch in std::mem::take(&mut self.batches) {
+            writer
+                .write(&batch)
+                .context("cannot encode rows as Parquet")?;
+        }
         // Flushes the open row group and writes the footer.
-        let data = self
-            .writer
+        let data = writer
             .into_inner()
             .context("cannot finish the Parquet file")?;
         Ok(EncodedFile {
@@ -189,12 +200,12 @@ mod tests {
     fn a_file_reads_back_with_the_shared_schema_and_its_properties() {
         let settings = FileSettings::new(3, 4000).unwrap();
         let rs = records(10_000);
-        let mut w = FileWriter::new(7, &settings).unwrap();
+        let mut w = HourBuffer::new(7);
         for (i, r) in rs.iter().enumerate() {
             w.append(r, 100 + i as i64, 1000).unwrap();
         }
-        assert!(w.size() > 0);
-        let f = w.finish().unwrap();
+        assert!(w.memory() > 0);
+        let f = w.encode(&settings).unwrap();
         assert_eq!(f.rows, 10_000);
         assert_eq!(
             f.offsets,
@@ -232,19 +243,22 @@ mod tests {
     }
 
     #[test]
-    fn encoded_size_stays_far_below_the_input() {
+    fn buffered_memory_is_counted_and_files_are_far_smaller() {
         let settings = FileSettings::new(3, 122_880).unwrap();
         let rs = records(20_000);
-        let mut w = FileWriter::new(0, &settings).unwrap();
+        let mut w = HourBuffer::new(0);
         let mut input = 0u64;
         for (i, r) in rs.iter().enumerate() {
             let json = serde_json::to_vec(r).unwrap();
             input += json.len() as u64;
             w.append(r, i as i64, json.len()).unwrap();
         }
-        let held = w.size();
-        assert!(held < input / 2, "held {held} of input {input}");
-        let f = w.finish().unwrap();
+        let held = w.memory();
+        assert!(
+            held > input / 4 && held < input,
+            "held {held} of input {input}"
+        );
+        let f = w.encode(&settings).unwrap();
         assert!(
             (f.data.len() as u64) < input / 4,
             "file {} of input {input}",

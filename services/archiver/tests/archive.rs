@@ -164,6 +164,16 @@ impl Setup<'_> {
     }
 }
 
+/// A failed assertion must not leave a replica running.
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Archiver {
     fn metrics(&self) -> String {
         http_get(&self.addr, "/metrics")
