@@ -119,7 +119,7 @@ pub struct ArchiveArgs {
     )]
     pub row_group_rows: usize,
     /// ZSTD level of the Parquet pages (1 fastest … 22 smallest).
-    #[arg(long, value_name = "LEVEL", env = "MFAGAP_ZSTD_LEVEL", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, value_name = "LEVEL", env = "MFAGAP_ZSTD_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
     /// Staged files older than this with no commit are a crashed writer's leftovers and are
     /// deleted; a writer never commits a file it staged longer ago than half of this.
