@@ -439,6 +439,39 @@ pub fn generated(messages: u64, seed: u64, max_records: usize, duplicates: bool)
     Input { bodies, emits }
 }
 
+/// `n` output records as the ingest service writes them (JSON), ids `{prefix}0…` so that
+/// "each record once" is checkable, from generated sign-ins spread over days and hours.
+pub fn output_records(n: usize, seed: u64, prefix: &str) -> Vec<Vec<u8>> {
+    let mut g = mfagap_core::generate::Generator::new(mfagap_core::generate::GeneratorConfig {
+        seed,
+        malformed_share: 0.0,
+        bad_record_share: 0.0,
+        duplicate_share: 0.0,
+        ..Default::default()
+    });
+    let p = mfagap_core::Processor::default();
+    let mut stats = mfagap_core::Stats::default();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let body = g.next_message().body;
+        p.process(
+            &body,
+            &Default::default(),
+            1_763_000_000_000_000,
+            &mut stats,
+            &mut |o| {
+                if let mfagap_core::Output::SignIn(mut s) = o
+                    && out.len() < n
+                {
+                    s.id = mfagap_core::lenient::Text(format!("{prefix}{}", out.len()).into());
+                    out.push(serde_json::to_vec(&s).expect("a record serializes"));
+                }
+            },
+        );
+    }
+    out
+}
+
 /// `GET path` on a local HTTP endpoint: (status, body). Enough for /metrics and /health.
 pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     use std::io::{Read, Write};

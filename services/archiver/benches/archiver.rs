@@ -14,30 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn records(n: usize) -> (Vec<Vec<u8>>, u64) {
-    let mut g = mfagap_core::generate::Generator::new(Default::default());
-    let p = mfagap_core::Processor::default();
-    let mut stats = mfagap_core::Stats::default();
-    let mut out = Vec::with_capacity(n);
-    let mut bytes = 0;
-    while out.len() < n {
-        let body = g.next_message().body;
-        p.process(
-            &body,
-            &Default::default(),
-            1_763_000_000_000_000,
-            &mut stats,
-            &mut |o| {
-                if let mfagap_core::Output::SignIn(mut s) = o
-                    && out.len() < n
-                {
-                    s.id = mfagap_core::lenient::Text(format!("bench-{}", out.len()).into());
-                    let v = serde_json::to_vec(&s).unwrap();
-                    bytes += v.len() as u64;
-                    out.push(v);
-                }
-            },
-        );
-    }
+    let out = mfagap_testkit::output_records(n, 0, "bench-");
+    let bytes = out.iter().map(|r| r.len() as u64).sum();
     (out, bytes)
 }
 

@@ -16,34 +16,7 @@ use std::time::{Duration, Instant};
 
 /// `n` output records as JSON, ids `r0…`, spread over several days and hours.
 fn records(n: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut g = mfagap_core::generate::Generator::new(mfagap_core::generate::GeneratorConfig {
-        seed,
-        malformed_share: 0.0,
-        bad_record_share: 0.0,
-        duplicate_share: 0.0,
-        ..Default::default()
-    });
-    let p = mfagap_core::Processor::default();
-    let mut stats = mfagap_core::Stats::default();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let body = g.next_message().body;
-        p.process(
-            &body,
-            &Default::default(),
-            1_763_000_000_000_000,
-            &mut stats,
-            &mut |o| {
-                if let mfagap_core::Output::SignIn(mut s) = o
-                    && out.len() < n
-                {
-                    s.id = mfagap_core::lenient::Text(format!("r{}", out.len()).into());
-                    out.push(serde_json::to_vec(&s).unwrap());
-                }
-            },
-        );
-    }
-    out
+    mfagap_testkit::output_records(n, seed, "r")
 }
 
 /// Records at the edges of the format, as JSON values to produce.
