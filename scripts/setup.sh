@@ -94,3 +94,17 @@ if ! [ -x .tools/bin/azurite-blob ] || ! [ -f ".tools/azurite/.installed-$azurit
   ln -sf "$PWD/.tools/azurite/node_modules/.bin/azurite-blob" .tools/bin/azurite-blob
   touch ".tools/azurite/.installed-$azurite"
 fi
+
+# An S3-compatible server for the archiver's S3 test: moto's server (conditional writes
+# included), in its own virtual environment: .tools/bin/moto-server. Wheels only, pinned.
+moto='moto[server,s3]==5.2.5'
+if ! [ -x .tools/bin/moto-server ] || ! [ -f ".tools/moto/.installed-$moto" ]; then
+  say "installing $moto into .tools/moto"
+  rm -rf .tools/moto
+  "$python" -m venv .tools/moto
+  .tools/moto/bin/pip install -q --only-binary=:all: "$moto"
+  rm -f .tools/bin/moto-server
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$PWD/.tools/moto/bin/moto_server" >.tools/bin/moto-server
+  chmod +x .tools/bin/moto-server
+  touch ".tools/moto/.installed-$moto"
+fi

@@ -13,10 +13,12 @@
 pub mod azurite;
 pub mod dataset;
 pub mod python;
+pub mod s3;
 
 pub use azurite::Azurite;
 pub use dataset::{parquet_files, parquet_metadata, read_dataset, read_dataset_pyarrow};
 pub use python::python;
+pub use s3::S3Server;
 
 use anyhow::{Context, Result, bail};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -571,3 +571,66 @@ fn a_replica_joining_and_one_dying_leave_each_record_exactly_once() {
     assert_each_once(&rows, &produced);
     assert_only_published_files(&root);
 }
+
+/// Copies every object of a store into a local directory, keeping the paths.
+fn download(store: &mfagap_archiver::storage::Store, dest: &Path) {
+    let _ = std::fs::remove_dir_all(dest);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for meta in store
+            .list(&object_store::path::Path::from(""))
+            .await
+            .unwrap()
+        {
+            let Some(bytes) = store.get(&meta.location).await.unwrap() else {
+                continue; // published meanwhile
+            };
+            let path = dest.join(meta.location.as_ref());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    });
+}
+
+#[test]
+fn crashes_against_s3_leave_each_record_exactly_once() {
+    let broker = Broker::start(Kind::Tansu).unwrap();
+    let s3 = mfagap_testkit::S3Server::start().unwrap();
+    s3.create_bucket("signins").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = "s3://signins/prod/nonmfa";
+    let mut s = setup(&broker, 4, root.into(), dir.path());
+    s.extra = [
+        "--roll-rows",
+        "1500",
+        "--roll-age",
+        "300ms",
+        "--orphan-age",
+        "4s",
+    ]
+    .map(String::from)
+    .to_vec();
+    for o in s3.options() {
+        s.extra.extend(["-O".into(), o]);
+    }
+    s.extra.extend(fast_joins());
+    let options: Vec<mfagap_ingest::secret::Property> =
+        s3.options().iter().map(|o| o.parse().unwrap()).collect();
+    let store = mfagap_archiver::storage::Store::open(root, &options).unwrap();
+    let local = dir.path().join("download");
+    let read_root = || {
+        download(&store, &local);
+        local.clone()
+    };
+    crash_and_restart(&s, &read_root, 20_000, 4);
+    assert!(local.join("_mfagap/commits").exists());
+    // The server refuses a second create of one name: the fence the commit relies on.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = object_store::path::Path::from("_mfagap/probe");
+    let first = rt.block_on(store.create(&name, "a".into())).unwrap();
+    let second = rt.block_on(store.create(&name, "b".into())).unwrap();
+    assert_eq!((first, second), (true, false));
+}
