@@ -63,9 +63,25 @@ pub async fn run(args: ArchiveArgs, stop: CancellationToken) -> Result<Summary> 
     summary
 }
 
+/// Asks glibc's allocator to reuse freed memory instead of returning it to the kernel.
+///
+/// Every Arrow batch grows its buffers to a few megabytes and frees them when encoded; by
+/// default glibc serves such sizes with fresh `mmap`s, and the page faults of touching them
+/// again took an eighth of the archiver's CPU in profiles. Memory stays bounded by
+/// `--max-buffered`: this only keeps what was already used.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator thresholds; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Sets up logging, signals and the runtime, runs the service, and turns the outcome into an
 /// exit status: 0 after a graceful stop, 1 on an error.
 pub fn main_with(args: ArchiveArgs) -> ExitCode {
+    keep_freed_memory();
     mfagap_ingest::init_logging(args.log_format, &args.log);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
