@@ -411,21 +411,11 @@ fn crashes_at_any_moment_leave_each_record_exactly_once() {
     let mut s = setup(&broker, 4, root.to_string_lossy().into_owned(), dir.path());
     // A static member id, as a StatefulSet gives each pod: a restarted replica takes its
     // place in the group at once instead of waiting out the dead one's session.
-    s.extra = [
-        "--roll-rows",
-        "1500",
-        "--roll-age",
-        "300ms",
-        "--orphan-age",
-        "4s",
-    ]
-    .map(String::from)
-    .to_vec();
+    s.extra = crash_settings();
     s.extra.extend([
         "-X".into(),
         format!("group.instance.id={}", unique("replica")),
     ]);
-    s.extra.extend(fast_joins());
     crash_and_restart(&s, &|| root.clone(), 50_000, 10);
     // Leftovers of the faults are gone: staged files are rolled forward or, once older than
     // the orphan age, deleted.
@@ -434,9 +424,16 @@ fn crashes_at_any_moment_leave_each_record_exactly_once() {
     assert!(left.len() <= 1, "staged files left: {left:?}");
 }
 
-/// tansu holds a join for part of the session timeout: a short one keeps restarts quick.
-fn fast_joins() -> Vec<String> {
+/// Settings of the crash tests: many small units, so that kills land in every step, and a
+/// short session, because tansu holds a join for part of it.
+fn crash_settings() -> Vec<String> {
     [
+        "--roll-rows",
+        "1500",
+        "--roll-age",
+        "300ms",
+        "--orphan-age",
+        "4s",
         "-X",
         "session.timeout.ms=2000",
         "-X",
@@ -476,16 +473,7 @@ fn crashes_against_azure_blob_storage_leave_each_record_exactly_once() {
             format!("http://127.0.0.1:{}", azurite.port()),
         ),
     ];
-    s.extra = [
-        "--roll-rows",
-        "1500",
-        "--roll-age",
-        "300ms",
-        "--orphan-age",
-        "4s",
-    ]
-    .map(String::from)
-    .to_vec();
+    s.extra = crash_settings();
     let download = dir.path().join("download");
     let read_root = || {
         let _ = std::fs::remove_dir_all(&download);
@@ -494,7 +482,6 @@ fn crashes_against_azure_blob_storage_leave_each_record_exactly_once() {
             .unwrap();
         download.clone()
     };
-    s.extra.extend(fast_joins());
     crash_and_restart(&s, &read_root, 20_000, 4);
     let blobs = azurite.list_blobs("signins").unwrap();
     assert!(
@@ -603,20 +590,10 @@ fn crashes_against_s3_leave_each_record_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = "s3://signins/prod/nonmfa";
     let mut s = setup(&broker, 4, root.into(), dir.path());
-    s.extra = [
-        "--roll-rows",
-        "1500",
-        "--roll-age",
-        "300ms",
-        "--orphan-age",
-        "4s",
-    ]
-    .map(String::from)
-    .to_vec();
+    s.extra = crash_settings();
     for o in s3.options() {
         s.extra.extend(["-O".into(), o]);
     }
-    s.extra.extend(fast_joins());
     let options: Vec<mfagap_ingest::secret::Property> =
         s3.options().iter().map(|o| o.parse().unwrap()).collect();
     let store = mfagap_archiver::storage::Store::open(root, &options).unwrap();
