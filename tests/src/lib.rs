@@ -9,14 +9,19 @@
 //! For what the services write to Parquet and Blob storage: [`Azurite`] (the Azure Blob
 //! Storage emulator), and [`read_dataset`] / [`read_dataset_pyarrow`] / [`parquet_metadata`],
 //! which read Parquet back with DuckDB and pyarrow in the `.tools/py` virtual environment.
+//!
+//! For what the ingest service reads: [`EventHubsDouble`], an Azure Event Hubs test double that
+//! the real Event Hubs client connects to.
 
 pub mod azurite;
 pub mod dataset;
+pub mod eventhubs;
 pub mod python;
 pub mod s3;
 
 pub use azurite::Azurite;
 pub use dataset::{parquet_files, parquet_metadata, read_dataset, read_dataset_pyarrow};
+pub use eventhubs::{EventHubsConfig, EventHubsDouble};
 pub use python::python;
 pub use s3::S3Server;
 
