@@ -6,7 +6,9 @@
 //! documents every one of them.
 
 use crate::secret::{Property, Secret};
-use crate::source::kafka::StartPosition;
+use crate::source::StartAt;
+use crate::source::eventhubs::Balancing;
+use crate::source::eventhubs::connect::CredentialKind;
 use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -16,6 +18,8 @@ use std::time::Duration;
 /// Which input to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SourceKind {
+    /// Event Hubs over AMQP: partitions shared among replicas, checkpoints in Blob storage.
+    Eventhubs,
     /// Event Hubs through its Kafka endpoint, or any Kafka topic.
     Kafka,
     /// JSON Lines files or standard input.
@@ -58,7 +62,7 @@ pub struct IngestArgs {
         value_delimiter = ','
     )]
     pub source_topics: Vec<String>,
-    /// Kafka source: consumer group (an Event Hubs consumer group).
+    /// Event Hubs and Kafka sources: the consumer group (create a dedicated one in Event Hubs).
     #[arg(
         long,
         value_name = "GROUP",
@@ -74,14 +78,82 @@ pub struct IngestArgs {
         hide_env_values = true
     )]
     pub eventhubs_connection_string: Option<Secret>,
-    /// Where a partition without a committed position starts.
+    /// Where a partition without a committed position starts: earliest, latest, or (Event
+    /// Hubs) an RFC 3339 enqueued time.
     #[arg(
         long,
-        value_enum,
+        value_name = "WHERE",
         env = "MFAGAP_START_POSITION",
         default_value = "earliest"
     )]
-    pub start_position: StartPosition,
+    pub start_position: StartAt,
+    /// Event Hubs source: the namespace (`NAME` or `NAME.servicebus.windows.net`) when
+    /// authenticating with Entra ID instead of a connection string.
+    #[arg(long, value_name = "NAMESPACE", env = "MFAGAP_EVENTHUBS_NAMESPACE")]
+    pub eventhubs_namespace: Option<String>,
+    /// Event Hubs source: the event hub (the connection string's EntityPath when absent).
+    #[arg(long, value_name = "NAME", env = "MFAGAP_EVENTHUB")]
+    pub eventhub: Option<String>,
+    /// Event Hubs source: the Entra ID credential used without a connection string.
+    #[arg(
+        long,
+        value_enum,
+        env = "MFAGAP_EVENTHUBS_CREDENTIAL",
+        default_value = "auto"
+    )]
+    pub eventhubs_credential: CredentialKind,
+    /// Event Hubs source: an AMQP endpoint to dial instead of the namespace (a proxy, the
+    /// emulator); emulator connection strings set it themselves.
+    #[arg(long, value_name = "URL", env = "MFAGAP_EVENTHUBS_ENDPOINT")]
+    pub eventhubs_endpoint: Option<String>,
+    /// Event Hubs source: the Blob container of checkpoints and ownership
+    /// (`az://CONTAINER[/PREFIX]` or `https://ACCOUNT.blob.core.windows.net/CONTAINER`).
+    #[arg(long, value_name = "URL", env = "MFAGAP_CHECKPOINT_STORE")]
+    pub checkpoint_store: Option<String>,
+    /// Event Hubs source: a storage setting of the checkpoint store (repeatable; `key=value`,
+    /// e.g. `azure_storage_account_name=…`; without a key or SAS, Entra ID is used).
+    #[arg(
+        long = "checkpoint-store-option",
+        value_name = "KEY=VALUE",
+        env = "MFAGAP_CHECKPOINT_STORE_OPTIONS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub checkpoint_store_options: Vec<Property>,
+    /// Event Hubs source: write a partition's checkpoint at least this often while it moves.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: Duration,
+    /// Event Hubs source: or sooner, once this many events are acknowledged past the last one.
+    #[arg(
+        long,
+        value_name = "EVENTS",
+        env = "MFAGAP_CHECKPOINT_EVERY",
+        default_value_t = 50_000
+    )]
+    pub checkpoint_every: u64,
+    /// Event Hubs source: how replicas share partitions.
+    #[arg(
+        long,
+        value_enum,
+        env = "MFAGAP_LOAD_BALANCING",
+        default_value = "balanced"
+    )]
+    pub load_balancing: Balancing,
+    /// Event Hubs source: how often ownership is renewed and the load balanced.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_LOAD_BALANCING_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub load_balancing_interval: Duration,
+    /// Event Hubs source: after this long without renewal a replica's partitions are taken
+    /// over (it died); must exceed the load-balancing interval.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_OWNERSHIP_EXPIRATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub ownership_expiration: Duration,
+    /// Event Hubs source: events each partition receiver fetches ahead.
+    #[arg(
+        long,
+        value_name = "EVENTS",
+        env = "MFAGAP_PREFETCH",
+        default_value_t = 300
+    )]
+    pub prefetch: u32,
     /// librdkafka property for the source consumer (repeatable; `key=value`).
     #[arg(
         short = 'S',
@@ -189,6 +261,45 @@ pub struct IngestArgs {
 }
 
 impl IngestArgs {
+    /// The `eventhubs` source's settings, checked.
+    pub fn eventhubs_config(&self) -> Result<crate::source::eventhubs::EventHubsConfig> {
+        use crate::source::eventhubs::{EventHubsConfig, checkpointer::Policy, connect::Target};
+        let target = Target::resolve(
+            self.eventhubs_connection_string.as_ref(),
+            self.eventhubs_namespace.as_deref(),
+            self.eventhub.as_deref(),
+            &self.consumer_group,
+            self.eventhubs_endpoint.as_deref(),
+            self.eventhubs_credential,
+        )?;
+        let Some(checkpoint_store) = self.checkpoint_store.clone() else {
+            bail!(
+                "the eventhubs source needs --checkpoint-store (a Blob container for checkpoints and partition ownership)"
+            );
+        };
+        if self.ownership_expiration <= self.load_balancing_interval {
+            bail!(
+                "--ownership-expiration ({:?}) must exceed --load-balancing-interval ({:?})",
+                self.ownership_expiration,
+                self.load_balancing_interval
+            );
+        }
+        Ok(EventHubsConfig {
+            target,
+            checkpoint_store,
+            checkpoint_store_options: self.checkpoint_store_options.clone(),
+            start: self.start_position,
+            checkpoint: Policy {
+                interval: self.checkpoint_interval,
+                every: self.checkpoint_every.max(1),
+            },
+            balancing: self.load_balancing,
+            balancing_interval: self.load_balancing_interval,
+            ownership_expiration: self.ownership_expiration,
+            prefetch: self.prefetch.max(1),
+        })
+    }
+
     pub fn classifier(&self) -> mfagap_core::Classifier {
         mfagap_core::Classifier::new(mfagap_core::ClassifierConfig::from_options(
             self.include_service_principals,

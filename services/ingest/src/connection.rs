@@ -8,6 +8,8 @@ use anyhow::{Result, bail};
 pub struct ConnectionInfo {
     /// `NAMESPACE.servicebus.windows.net`, or `localhost` for the emulator.
     pub host: String,
+    /// The endpoint's port, when it names one (the emulator's AMQP port in tests).
+    pub port: Option<u16>,
     /// `EntityPath`: the event hub, when the string is scoped to one.
     pub entity_path: Option<String>,
     pub key_name: Option<String>,
@@ -40,24 +42,40 @@ impl ConnectionInfo {
         let Some(endpoint) = endpoint else {
             bail!("the connection string has no Endpoint (value not shown)");
         };
-        let host = endpoint
+        let authority = endpoint
             .trim_start_matches("sb://")
             .trim_start_matches("amqps://")
             .trim_start_matches("amqp://")
             .trim_start_matches("https://")
-            .split(['/', ':'])
+            .split('/')
             .next()
-            .unwrap_or("")
-            .to_owned();
+            .unwrap_or("");
+        let (host, port) = match authority.split_once(':') {
+            Some((h, p)) => (
+                h.to_owned(),
+                Some(p.parse::<u16>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "the connection string's Endpoint has a bad port (value not shown)"
+                    )
+                })?),
+            ),
+            None => (authority.to_owned(), None),
+        };
         if host.is_empty() {
             bail!("the connection string's Endpoint has no host (value not shown)");
         }
         Ok(ConnectionInfo {
             host,
+            port,
             entity_path,
             key_name,
             emulator,
         })
+    }
+
+    /// The emulator's plain AMQP endpoint: the client dials TLS on 5671 unless told otherwise.
+    pub fn amqp_endpoint(&self) -> String {
+        format!("amqp://{}:{}", self.host, self.port.unwrap_or(5672))
     }
 
     /// The namespace's Kafka endpoint.

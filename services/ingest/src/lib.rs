@@ -58,6 +58,10 @@ pub async fn run(args: IngestArgs, stop: CancellationToken) -> Result<Summary> {
         grace_period: args.grace_period,
     };
     let summary = match args.source {
+        SourceKind::Eventhubs => {
+            let source = source::eventhubs::EventHubsSource::start(args.eventhubs_config()?)?;
+            pipeline::run(source, sink, config, stop.clone(), ready).await?
+        }
         SourceKind::File => {
             let source = source::file::FileSource::new(args.inputs.clone())?;
             pipeline::run(source, sink, config, stop.clone(), ready).await?
@@ -68,7 +72,13 @@ pub async fn run(args: IngestArgs, stop: CancellationToken) -> Result<Summary> {
                 topics: args.source_topics.clone(),
                 group: args.consumer_group.clone(),
                 connection_string: args.eventhubs_connection_string.clone(),
-                start: args.start_position,
+                start: match args.start_position {
+                    source::StartAt::Earliest => source::kafka::StartPosition::Earliest,
+                    source::StartAt::Latest => source::kafka::StartPosition::Latest,
+                    source::StartAt::Time(_) => anyhow::bail!(
+                        "--start-position TIME needs --source eventhubs; the kafka source starts at earliest or latest"
+                    ),
+                },
                 properties: args.source_properties.clone(),
             })?;
             pipeline::run(source, sink, config, stop.clone(), ready).await?

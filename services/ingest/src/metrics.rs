@@ -102,3 +102,34 @@ pub fn committed(partition: &str, position: i64) {
 pub fn lag(partition: &str, lag: i64) {
     gauge!(LAG, "partition" => partition.to_owned()).set(lag as f64);
 }
+
+pub const CHECKPOINTS: &str = "mfagap_ingest_eventhubs_checkpoints_total";
+pub const CHECKPOINT_FAILURES: &str = "mfagap_ingest_eventhubs_checkpoint_failures_total";
+pub const OWNED_PARTITIONS: &str = "mfagap_ingest_eventhubs_owned_partitions";
+pub const PARTITIONS_LOST: &str = "mfagap_ingest_eventhubs_partitions_lost_total";
+pub const PROCESSOR_RESTARTS: &str = "mfagap_ingest_eventhubs_processor_restarts_total";
+
+/// An Event Hubs checkpoint reached the Blob store.
+pub fn checkpoint_written(partition: &str, sequence_number: i64) {
+    counter!(CHECKPOINTS).increment(1);
+    gauge!(POSITION, "partition" => partition.to_owned()).set(sequence_number as f64 + 1.0);
+}
+
+pub fn checkpoint_failed() {
+    counter!(CHECKPOINT_FAILURES).increment(1);
+}
+
+/// Event Hubs partitions this replica reads now.
+pub fn owned_partitions(n: usize) {
+    gauge!(OWNED_PARTITIONS).set(n as f64);
+}
+
+/// A partition's receiver ended: taken by another replica, or its link failed for good.
+pub fn partition_lost() {
+    counter!(PARTITIONS_LOST).increment(1);
+}
+
+/// The Event Hubs client was opened again after an error.
+pub fn processor_restarted() {
+    counter!(PROCESSOR_RESTARTS).increment(1);
+}

@@ -155,7 +155,7 @@ pub async fn run<S: Source>(
             tracker.done(&t);
         }
         commit(&mut source, &mut tracker);
-        let _ = source.close();
+        let _ = source.close().await;
         anyhow::bail!(
             "the Kafka producer failed for good; {} messages not acknowledged will be read again after a restart",
             tracker.outstanding()
@@ -177,7 +177,7 @@ pub async fn run<S: Source>(
     }
     if sink.fatal().is_cancelled() {
         commit(&mut source, &mut tracker);
-        let _ = source.close();
+        let _ = source.close().await;
         anyhow::bail!(
             "the Kafka producer failed for good; {} messages not acknowledged will be read again after a restart",
             tracker.outstanding()
@@ -200,7 +200,7 @@ pub async fn run<S: Source>(
     if let Err(e) = sink.flush(remaining.max(Duration::from_millis(100))) {
         tracing::warn!(error = %e, "flush on shutdown");
     }
-    source.close()?;
+    source.close().await?;
     ready.set(false);
     Ok(Summary {
         stats: totals,

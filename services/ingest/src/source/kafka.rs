@@ -264,7 +264,7 @@ impl Source for KafkaSource {
         out
     }
 
-    fn close(&mut self) -> Result<()> {
+    async fn close(&mut self) -> Result<()> {
         let tpl = self.tpl(&self.last)?;
         if tpl.count() > 0 {
             self.consumer

@@ -5,6 +5,7 @@
 //! commit, an Event Hubs checkpoint). Sources never look inside a body: decoding and the rule
 //! are the core's.
 
+pub mod eventhubs;
 pub mod file;
 pub mod kafka;
 
@@ -43,8 +44,39 @@ pub trait Source: Send {
         Vec::new()
     }
 
-    /// Called once when the pipeline stops: release what the source holds.
-    fn close(&mut self) -> Result<()> {
-        Ok(())
+    /// Called once when the pipeline stops: persist the last positions and release what the
+    /// source holds (partitions, connections).
+    fn close(&mut self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// Where a partition without a committed position starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest event retained.
+    Earliest,
+    /// Only events that arrive from now on.
+    Latest,
+    /// Events enqueued at or after this time (the `eventhubs` source).
+    Time(std::time::SystemTime),
+}
+
+impl std::str::FromStr for StartAt {
+    type Err = String;
+
+    /// `earliest`, `latest`, or an RFC 3339 time such as `2026-11-01T00:00:00Z`.
+    fn from_str(s: &str) -> std::result::Result<StartAt, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "earliest" => Ok(StartAt::Earliest),
+            "latest" => Ok(StartAt::Latest),
+            _ => chrono::DateTime::parse_from_rfc3339(s.trim())
+                .map(|t| StartAt::Time(t.with_timezone(&chrono::Utc).into()))
+                .map_err(|_| {
+                    format!(
+                        "{s:?} is not earliest, latest or an RFC 3339 time (2026-11-01T00:00:00Z)"
+                    )
+                }),
+        }
     }
 }
