@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod filter;
 mod generate;
+mod report;
 
 /// Finds the Entra ID sign-ins that succeeded without an MFA challenge, continuously.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ enum Command {
     Ingest(Box<mfagap_ingest::IngestArgs>),
     /// Run the archiver service: the sign-ins without MFA from Kafka to Parquet, exactly once.
     Archive(Box<mfagap_archiver::ArchiveArgs>),
+    /// Write the report (CSV, JSON Lines or a table) of a time window of the Parquet dataset.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Filter(args) => filter::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Report(args) => report::run(args),
         Command::Ingest(args) => return mfagap_ingest::main_with(*args),
         Command::Archive(args) => return mfagap_archiver::main_with(*args),
     };
