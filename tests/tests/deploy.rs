@@ -295,17 +295,6 @@ fn mentioned_settings(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// The settings of the Event Hubs source, named in the deployment files while the source is
-/// being added to the ingest service. Until the first of them is declared they are taken on
-/// trust; from then on all must be, so a rename on either side fails here.
-const EVENTHUBS_SOURCE_SETTINGS: [&str; 5] = [
-    "MFAGAP_EVENTHUBS_NAMESPACE",
-    "MFAGAP_EVENTHUB",
-    "MFAGAP_EVENTHUBS_CREDENTIAL",
-    "MFAGAP_CHECKPOINT_STORE",
-    "MFAGAP_CHECKPOINT_STORE_OPTIONS",
-];
-
 #[test]
 fn deployment_files_use_only_settings_the_services_declare() {
     let declared = declared_settings();
@@ -313,9 +302,6 @@ fn deployment_files_use_only_settings_the_services_declare() {
         declared.contains("MFAGAP_KAFKA_BOOTSTRAP") && declared.contains("MFAGAP_ARCHIVER_LISTEN"),
         "the services' settings were not found: {declared:?}"
     );
-    let source_landed = EVENTHUBS_SOURCE_SETTINGS
-        .iter()
-        .any(|n| declared.contains(*n));
     let mut unknown = Vec::new();
     let mut files = vec![
         "docker-compose.yml".to_string(),
@@ -328,8 +314,7 @@ fn deployment_files_use_only_settings_the_services_declare() {
     );
     for file in &files {
         for name in mentioned_settings(&read(file)) {
-            let pending = !source_landed && EVENTHUBS_SOURCE_SETTINGS.contains(&name.as_str());
-            if !declared.contains(&name) && !pending {
+            if !declared.contains(&name) {
                 unknown.push(format!("{file}: {name}"));
             }
         }
