@@ -37,10 +37,10 @@ pub(crate) fn read(hub: &Hub, request: &Message<Body<Value>>) -> Reply {
         .iter()
         .map(|ns| hub.keys.verify(token, &format!("{ns}/{}", hub.event_hub)));
     let first = verdicts.next();
-    if let Some(Err(Refused(description))) = first {
-        if !verdicts.any(|v| v.is_ok()) {
-            return reply(request, 401, &description, Value::Null);
-        }
+    if let Some(Err(Refused(description))) = first
+        && !verdicts.any(|v| v.is_ok())
+    {
+        return reply(request, 401, &description, Value::Null);
     }
     if !name.is_some_and(|n| n.eq_ignore_ascii_case(&hub.event_hub)) {
         let description = format!(

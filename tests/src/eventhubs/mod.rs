@@ -7,30 +7,34 @@
 //! with start positions, prefetch credit and epochs. Tests append events, cut connections and
 //! observe receivers through [`EventHubsDouble`].
 //!
-//! # What the client does (azure_messaging_eventhubs 0.15.0, azure_core_amqp 1.1.0, fe2o3-amqp 0.14.1)
+//! # What the client does (azure_messaging_eventhubs 0.16.0, azure_core_amqp 1.2.0-beta.1, fe2o3-amqp 0.16.2)
 //!
-//! Read from the SDK sources; if the SDK changes, re-check each point.
+//! Read from the SDK sources (and checked against 0.15.0, which differs only where noted); if
+//! the SDK changes, re-check each point.
 //!
-//! - **Endpoint.** `ConsumerClient::builder().open(namespace, hub, credential)` dials
-//!   `amqps://{namespace}` on 5671 with TLS; `.with_custom_endpoint("amqp://127.0.0.1:PORT")`
+//! - **Endpoint.** `ConsumerClient::builder().open…(…)` dials `amqps://{namespace}` on 5671
+//!   with TLS, whatever port the namespace names; `.with_custom_endpoint("amqp://127.0.0.1:PORT")`
 //!   dials that URL instead (plain AMQP) and sends the namespace as the Open `hostname`. Every
 //!   audience and link address still uses the namespace: the client's base URL is
 //!   `amqps://{namespace}/{hub}/ConsumerGroups/{cg}` (`$Default` unless set).
 //! - **SASL.** Always ANONYMOUS; authentication is claims-based (`$cbs`).
-//! - **Credentials.** 0.15 takes only a `TokenCredential`, asked for scope
-//!   `https://eventhubs.azure.net/.default`; there is no connection-string or SAS support in the
-//!   client. A SAS key is used through a credential that returns a `SharedAccessSignature …`
-//!   string as its token ([`SasCredential`]).
+//! - **Credentials.** `open_with_connection_string` (new in 0.16; 0.15 only takes a
+//!   `TokenCredential`) signs SAS tokens for `amqps://{namespace}/{hub}` with the key's raw
+//!   UTF-8 bytes, the resource percent-encoded and lowercased, valid one hour, and declares
+//!   them as `servicebus.windows.net:sastoken`. A `TokenCredential` is asked for scope
+//!   `https://eventhubs.azure.net/.default` and its token declared `jwt`. The client does not
+//!   parse `UseDevelopmentEmulator`.
 //! - **`$cbs`.** For every new audience the client begins a *new session*, attaches a sender to
 //!   `$cbs` and a receiver from `$cbs` (target `rust_amqp_cbs`, link names
-//!   `rust_amqp_cbs-mgmt-sender` / `-receiver`), sends one request and drops the links and the
-//!   session (closing detaches, then end). The request: application properties
-//!   `operation=put-token`, `type=jwt` (always `jwt` in 0.15, even for a SAS token), `name` = the
-//!   audience, `expiration` = a timestamp (ms); body = the token as an amqp-value string;
-//!   message-id = a ulong counter; `reply-to=rust_amqp_cbs`. The client needs the delivery
-//!   accepted, then a reply with application property `status-code` (any integer type; 202
-//!   succeeds) and, on failure, `status-description`, which the client surfaces. It does not
-//!   check the correlation-id (the double sets it to the request's message-id anyway).
+//!   `rust_amqp_cbs-mgmt-sender` / `-receiver`), sends one request, then drops links and
+//!   session (closing detaches, then end). It keeps these round trips in sequence on a
+//!   connection because the service allows one `$cbs` link per connection and refuses a second
+//!   with `amqp:not-allowed`; the double does not enforce that limit. The request: application properties `operation=put-token`, `type`,
+//!   `name` = the audience, `expiration` = a timestamp (ms); body = the token as an amqp-value
+//!   string; message-id = a ulong counter; `reply-to=rust_amqp_cbs`. The client needs the
+//!   delivery accepted, then a reply with application property `status-code` (any integer
+//!   type; 202 succeeds) and `status-description`, which ends up in the error's source chain.
+//!   It does not check the correlation-id (the double sets it to the request's message-id).
 //!   Audiences: `amqps://{ns}/{hub}/ConsumerGroups/{cg}/$management` for management and
 //!   `amqps://{ns}/{hub}/ConsumerGroups/{cg}/Partitions/{p}` for each receiver. Tokens are
 //!   refreshed 6 minutes before expiry the same way.
@@ -44,8 +48,9 @@
 //!   (long), `last_enqueued_offset` (string), `last_enqueued_time_utc` (timestamp),
 //!   `is_partition_empty` (bool), `last_enqueued_sequence_number_epoch` (only its presence is
 //!   checked). A missing key fails the call; a wrongly typed value *panics* the client.
-//! - **Receivers.** One session per partition address. Attach: role receiver, rcv-settle-mode
-//!   first, name = a UUID (or the client's instance id), source address =
+//! - **Receivers.** `open_receiver_on_partition` attaches nothing: the link is attached on the
+//!   first poll of `stream_events`, one session per partition address. Attach: role receiver,
+//!   rcv-settle-mode first, name = a UUID (or the client's instance id), source address =
 //!   `amqps://{ns}/{hub}/ConsumerGroups/{cg}/Partitions/{p}`, source filter
 //!   `apache.org:selector-filter:string` = described(`0x468C00000004`, expression) with the
 //!   expression `amqp.annotation.x-opt-offset > '-1'` (earliest),
@@ -54,7 +59,8 @@
 //!   time in ms since the epoch); link properties `com.microsoft.com:receiver-name` and, with an
 //!   owner level, `com.microsoft:epoch` (long). The EventProcessor always sets owner level 0.
 //!   Credit: auto, prefetch 300 by default. Closing a receiver sends a non-closing detach and
-//!   waits for the answer; the double answers in kind, so the client never re-attaches.
+//!   waits for the answer; the double answers in kind (a closing answer would make the client
+//!   re-attach and close).
 //! - **Deliveries.** Message annotations `x-opt-sequence-number` (long), `x-opt-offset`
 //!   (string), `x-opt-enqueued-time` (timestamp), optional `x-opt-partition-key` (string); a
 //!   wrongly typed annotation reads as absent. Body: one data section. The double sends them
@@ -63,7 +69,7 @@
 //!   `ConsumerDisconnected` (not retried). A lost connection is retried by the client
 //!   (reconnect, re-authorize, re-attach) with the receiver's *original* filter: a plain
 //!   receiver opened at "earliest" starts over after a reconnect. A put-token refused with 401
-//!   fails the open or receive with the status description in the error.
+//!   fails the call, not retried.
 //! - **EventProcessor** (with a checkpoint store) calls `get_eventhub_properties` once, then
 //!   opens one receiver per claimed partition with owner level 0, prefetch 300, and a start
 //!   position from the checkpoint (offset, else sequence number) or its defaults; checkpoints
@@ -73,7 +79,7 @@
 //!
 //! Sequence numbers count from 0 per partition; offsets are the byte position in the partition
 //! as a decimal string; enqueued time is the append time. Epochs steal and refuse as the
-//! service (see [`receiver`]). SAS tokens are verified (signature, key name, expiry, audience)
+//! service (see `receiver.rs`). SAS tokens are verified (signature, key name, expiry, audience)
 //! and a refused token gets 401 with the service's description (`InvalidSignature: The token
 //! has an invalid signature.`, `ExpiredToken: …`). A receiver whose connection has not put a
 //! token covering its address is closed with `amqp:unauthorized-access`.
@@ -248,10 +254,12 @@ impl EventHubsDouble {
         I: IntoIterator<Item = B>,
         B: AsRef<[u8]>,
     {
-        bodies
-            .into_iter()
-            .map(|body| self.append(None, body.as_ref()))
-            .count()
+        let mut count = 0;
+        for body in bodies {
+            self.append(None, body.as_ref());
+            count += 1;
+        }
+        count
     }
 
     /// Appends each non-empty line of a JSON Lines file as one event body, round robin;
