@@ -3,9 +3,13 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod broker;
 mod filter;
 mod generate;
+mod progress;
 mod report;
+mod run;
+mod synthetic;
 
 /// Finds the Entra ID sign-ins that succeeded without an MFA challenge, continuously.
 #[derive(Debug, Parser)]
@@ -27,6 +31,9 @@ enum Command {
     Archive(Box<mfagap_archiver::ArchiveArgs>),
     /// Write the report (CSV, JSON Lines or a table) of a time window of the Parquet dataset.
     Report(report::ReportArgs),
+    /// Run ingest and archiver in one process: by default on synthetic sign-ins and an
+    /// in-process Kafka, with nothing to install; prints a summary and writes the report.
+    Run(Box<run::RunArgs>),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +41,7 @@ fn main() -> ExitCode {
     // The config file's keys are the flags of the command being run.
     let lookup = |key: &str| match argv.get(1).and_then(|a| a.to_str()) {
         Some("archive") => mfagap_archiver::config::env_of(key),
+        Some("run") => run::env_of(key),
         _ => mfagap_ingest::config::env_of(key),
     };
     if let Err(e) = mfagap_ingest::config::apply_config_file_with(&argv, &lookup) {
@@ -45,6 +53,7 @@ fn main() -> ExitCode {
         Command::Filter(args) => filter::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Report(args) => report::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Ingest(args) => return mfagap_ingest::main_with(*args),
         Command::Archive(args) => return mfagap_archiver::main_with(*args),
     };

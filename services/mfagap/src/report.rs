@@ -211,6 +211,8 @@ impl Row {
 pub struct Dataset {
     /// Each partition's hour and directory, in hour order.
     partitions: Vec<(Hour, PathBuf)>,
+    /// Only the files of this Kafka topic (names start with `<topic>-`), when set.
+    topic: Option<String>,
 }
 
 impl Dataset {
@@ -274,7 +276,17 @@ impl Dataset {
             );
         }
         partitions.sort();
-        Ok(Dataset { partitions })
+        Ok(Dataset {
+            partitions,
+            topic: None,
+        })
+    }
+
+    /// Restricts the report to the files the archiver wrote from one topic: `mfagap run`
+    /// reports what its own run archived, not what earlier runs left in the same directory.
+    pub fn only_topic(mut self, topic: &str) -> Dataset {
+        self.topic = Some(format!("{topic}-"));
+        self
     }
 
     /// The partitions whose hour overlaps the window; the others are never opened.
@@ -292,6 +304,11 @@ impl Dataset {
                 let name = file.to_string_lossy();
                 // Hive readers skip hidden files; the archiver writes none.
                 if !name.ends_with(".parquet") || name.starts_with('.') || name.starts_with('_') {
+                    continue;
+                }
+                if let Some(prefix) = &self.topic
+                    && !name.starts_with(prefix.as_str())
+                {
                     continue;
                 }
                 read_file(&dir.join(&*name), window, &mut rows)?;

@@ -1,0 +1,556 @@
+//! `mfagap run`: the ingest service and the archiver in one process, with the report at the end.
+//!
+//! With nothing configured it needs nothing installed: sign-ins come from the generator (the
+//! bodies `mfagap generate` writes for the same seed and count), Kafka is an in-process broker
+//! that speaks the real protocol (`broker`), and Parquet goes to `./mfagap-data`. Each part can
+//! be made real on its own: `--source` (files, or the ingest service's `kafka` and `eventhubs`
+//! sources, configured exactly as for `mfagap ingest`), `--kafka-bootstrap`, `--data` (a
+//! directory or object storage, as for `mfagap archive`).
+//!
+//! Every other setting of the two services comes from the same `MFAGAP_…` variables and
+//! `--config` keys as for `mfagap ingest` and `mfagap archive` (`roll-age`, `compression`,
+//! `max-in-flight`, `-X` properties…): `run` builds each service's settings from them and sets
+//! only what one process hosting both must decide — the shared Kafka, the topic, and free
+//! ports for the services' own endpoints (one endpoint of `run`'s serves both services'
+//! metrics, `--listen`).
+//!
+//! With a finite source the run ends when the source is exhausted, every output record is
+//! acknowledged by Kafka, and the archiver has read as many records as the ingest wrote; the
+//! archiver is then stopped, which publishes everything it holds. On SIGINT/SIGTERM the ingest
+//! drains and the archiver publishes what it has read. The summary goes to stdout.
+//!
+//! The in-process broker lives as long as the process, so its topic is named for the run
+//! (`<topic>.<UTC start>-<pid>`): the archiver's resume points are per topic, and those of an
+//! earlier run mean nothing to a new broker. Runs into the same directory therefore add to
+//! the dataset side by side, and the run's report covers the files of its own topic.
+
+use crate::broker::Embedded;
+use crate::progress::{self, Counts, Progress};
+use crate::report::{self, Dataset, Format, Users, Window};
+use crate::synthetic::GeneratorSource;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use mfagap_archiver::ArchiveArgs;
+use mfagap_core::generate::GeneratorConfig;
+use mfagap_core::{Processor, Stats};
+use mfagap_ingest::IngestArgs;
+use mfagap_ingest::config::{LogFormat, SourceKind};
+use mfagap_ingest::pipeline::{self, PipelineConfig, Summary};
+use mfagap_ingest::secret::Property;
+use mfagap_ingest::server::{self, Readiness};
+use mfagap_ingest::sink::{KafkaSink, SinkConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A TOML file of settings: this command's flags and those of `mfagap ingest` and
+    /// `mfagap archive` (keys as the long flags).
+    #[arg(long, value_name = "FILE", env = "MFAGAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where sign-in messages come from: `generator` (synthetic), `file:PATH[,PATH…]` (JSON
+    /// Lines), or an ingest source (`kafka`, `eventhubs`) set up as for `mfagap ingest`.
+    #[arg(
+        long,
+        value_name = "SOURCE",
+        env = "MFAGAP_RUN_SOURCE",
+        default_value = "generator",
+        value_parser = parse_input
+    )]
+    pub source: Input,
+    /// Generator: how many message bodies.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MFAGAP_MESSAGES",
+        default_value_t = 20_000
+    )]
+    pub messages: u64,
+    /// Generator: messages per second at most (0: as fast as the pipeline takes them).
+    #[arg(long, value_name = "N", env = "MFAGAP_RATE", default_value_t = 0)]
+    pub rate: u64,
+    /// Generator: the seed (the same seed gives the same sign-ins as `mfagap generate`).
+    #[arg(long, value_name = "S", env = "MFAGAP_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Kafka bootstrap servers; without it an in-process broker is started.
+    #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: Option<String>,
+    /// Partitions of the topic on the in-process broker.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=64))]
+    pub partitions: i32,
+    /// Root of the Parquet dataset: a directory, or `az://…`, `abfss://…`, `s3://…` (as for
+    /// `mfagap archive`).
+    #[arg(
+        long,
+        value_name = "PATH|URL",
+        env = "MFAGAP_DATA",
+        default_value = "./mfagap-data"
+    )]
+    pub data: String,
+    /// Object storage option (repeatable; `key=value`), as for `mfagap archive`.
+    #[arg(
+        short = 'O',
+        long = "storage-option",
+        value_name = "KEY=VALUE",
+        env = "MFAGAP_STORAGE_OPTIONS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub storage_options: Vec<Property>,
+    /// Where the report CSV goes (default `<data>/report.csv`; local datasets only).
+    #[arg(long, value_name = "FILE", env = "MFAGAP_REPORT")]
+    pub report: Option<PathBuf>,
+    /// Address of /metrics (both services) and /health/{live,ready}; port 0 picks a free one.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "MFAGAP_RUN_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
+    pub listen: SocketAddr,
+    /// Progress on stderr: a live line on a terminal (auto), a line every 5 s, or none.
+    #[arg(long, value_enum, env = "MFAGAP_PROGRESS", default_value = "auto")]
+    pub progress: progress::Mode,
+    /// Log filter (RUST_LOG syntax); warnings only by default, so the progress line stays
+    /// readable.
+    #[arg(
+        long,
+        value_name = "FILTER",
+        env = "MFAGAP_RUN_LOG",
+        default_value = "warn"
+    )]
+    pub log: String,
+}
+
+/// Where sign-in messages come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Generator,
+    Files(Vec<PathBuf>),
+    /// One of the ingest service's sources, with its settings.
+    Service(SourceKind),
+}
+
+fn parse_input(s: &str) -> Result<Input, String> {
+    if s == "generator" {
+        return Ok(Input::Generator);
+    }
+    if let Some(paths) = s.strip_prefix("file:") {
+        let files: Vec<PathBuf> = paths
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if files.is_empty() {
+            return Err("file: needs a path, e.g. file:signins.jsonl".into());
+        }
+        return Ok(Input::Files(files));
+    }
+    let kind = SourceKind::from_str(s, true).map_err(|_| {
+        let names: Vec<String> = SourceKind::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+            .collect();
+        format!(
+            "not a source: {s:?} (generator, file:PATH, {})",
+            names.join(", ")
+        )
+    })?;
+    Ok(match kind {
+        SourceKind::File => Input::Files(Vec::new()),
+        other => Input::Service(other),
+    })
+}
+
+/// The environment variable of a `run` setting for the config file: this command's flags,
+/// then the ingest service's, then the archiver's.
+pub fn env_of(key: &str) -> Option<String> {
+    mfagap_ingest::config::env_of_flag::<RunArgs>(key)
+        .or_else(|| mfagap_ingest::config::env_of(key))
+        .or_else(|| mfagap_archiver::config::env_of(key))
+}
+
+/// A service's settings as its own command would read them with no flags: defaults, the
+/// `MFAGAP_…` variables and what the config file put there.
+fn from_environment<A: clap::Args>(name: &str) -> Result<A> {
+    #[derive(Parser)]
+    struct Settings<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
+    }
+    Settings::<A>::try_parse_from([name])
+        .map(|s| s.args)
+        .map_err(|e| anyhow::anyhow!("the {name} settings in the environment: {e}"))
+}
+
+/// What the two services did, and where the results are.
+struct Outcome {
+    ingest: Summary,
+    archived: mfagap_archiver::Summary,
+    elapsed: Duration,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    mfagap_ingest::init_logging(LogFormat::Human, &args.log);
+    let mut ingest: IngestArgs = from_environment("ingest")?;
+    let mut archive: ArchiveArgs = from_environment("archive")?;
+    match &args.source {
+        Input::Generator => {}
+        Input::Files(files) => {
+            ingest.source = SourceKind::File;
+            if !files.is_empty() {
+                ingest.inputs = files.clone();
+            }
+        }
+        Input::Service(kind) => ingest.source = *kind,
+    }
+
+    let started_at = chrono::Utc::now();
+    let embedded = match &args.kafka_bootstrap {
+        Some(bootstrap) => {
+            ingest.bootstrap = bootstrap.clone();
+            None
+        }
+        None => {
+            ingest.topic = format!(
+                "{}.{}-{}",
+                ingest.topic,
+                started_at.format("%Y%m%dT%H%M%SZ"),
+                std::process::id()
+            );
+            let broker = Embedded::start(&[
+                (ingest.topic.as_str(), args.partitions),
+                (ingest.dead_letter_topic.as_str(), 1),
+                (archive.dead_letter_topic.as_str(), 1),
+            ])?;
+            ingest.bootstrap = broker.bootstrap();
+            eprintln!(
+                "mfagap run: in-process Kafka on {b} (topics {t}, {d}, {a}); while it runs: kcat -b {b} -L",
+                b = ingest.bootstrap,
+                t = ingest.topic,
+                d = ingest.dead_letter_topic,
+                a = archive.dead_letter_topic,
+            );
+            Some(broker)
+        }
+    };
+    archive.bootstrap = ingest.bootstrap.clone();
+    archive.topic = ingest.topic.clone();
+    archive.data = args.data.clone();
+    if !args.storage_options.is_empty() {
+        archive.storage_options = args.storage_options.clone();
+    }
+    // The services' own endpoints on free ports: `run` serves both services' metrics on one.
+    let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
+    ingest.listen = any_port;
+    archive.listen = any_port;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let result = rt.block_on(together(&args, ingest.clone(), archive));
+    rt.shutdown_timeout(Duration::from_secs(1));
+    drop(embedded); // after every client of it is gone
+    let outcome = result?;
+    summarize(&args, &ingest, &outcome)
+}
+
+/// Runs both services until the source is exhausted and the archiver has caught up.
+async fn together(args: &RunArgs, ingest: IngestArgs, archive: ArchiveArgs) -> Result<Outcome> {
+    let started = Instant::now();
+    let handle = mfagap_ingest::metrics::install();
+    let ready = Readiness::default();
+    let endpoint = CancellationToken::new();
+    let addr = server::serve(args.listen, handle.clone(), ready.clone(), endpoint.clone()).await?;
+    eprintln!("mfagap run: metrics of both services on http://{addr}/metrics");
+    ready.set(true);
+
+    let stop = CancellationToken::new();
+    tokio::spawn(mfagap_ingest::stop_on_signal(stop.clone()));
+    let archiver_stop = CancellationToken::new();
+    let mut archiver = tokio::spawn(mfagap_archiver::run(archive, archiver_stop.clone()));
+    let mut ingesting: JoinHandle<Result<Summary>> = match args.source {
+        Input::Generator => {
+            let config = GeneratorConfig {
+                seed: args.seed,
+                ..GeneratorConfig::default()
+            };
+            let source = GeneratorSource::new(config, args.messages, args.rate);
+            tokio::spawn(ingest_generated(ingest, source, stop.child_token()))
+        }
+        _ => tokio::spawn(mfagap_ingest::run(ingest, stop.child_token())),
+    };
+
+    let mut progress = Progress::new(args.progress);
+    let every = progress
+        .as_ref()
+        .map_or(Duration::from_millis(500), Progress::interval);
+    let counts = || Counts::from_metrics(&handle.render());
+    let mut tick = tokio::time::interval(every);
+    let summary = loop {
+        tokio::select! {
+            done = &mut ingesting => break done.context("the ingest task panicked")?,
+            done = &mut archiver => {
+                stop.cancel();
+                let _ = ingesting.await;
+                return Err(archiver_ended(done));
+            }
+            _ = tick.tick() => {
+                if let Some(p) = progress.as_mut() {
+                    p.show(&counts());
+                }
+            }
+        }
+    };
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            archiver_stop.cancel();
+            let _ = archiver.await;
+            return Err(e.context("the ingest service failed"));
+        }
+    };
+
+    // Wait until the archiver has read everything the ingest wrote, then let it publish.
+    let emitted = summary.stats.emitted_total() as f64;
+    let mut seen = -1.0;
+    let mut moved = Instant::now();
+    loop {
+        let c = counts();
+        if let Some(p) = progress.as_mut() {
+            p.show(&c);
+        }
+        if c.archiver_read >= emitted || stop.is_cancelled() {
+            break;
+        }
+        if c.archiver_read > seen {
+            seen = c.archiver_read;
+            moved = Instant::now();
+        } else if moved.elapsed() > Duration::from_secs(60) {
+            tracing::warn!(
+                read = c.archiver_read,
+                emitted,
+                "the archiver read nothing for 60 s; stopping it"
+            );
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            done = &mut archiver => return Err(archiver_ended(done)),
+        }
+    }
+    archiver_stop.cancel();
+    let archived = archiver
+        .await
+        .context("the archiver task panicked")?
+        .context("the archiver failed")?;
+    if let Some(p) = progress.as_mut() {
+        p.finish(&counts());
+    }
+    endpoint.cancel();
+    Ok(Outcome {
+        ingest: summary,
+        archived,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn archiver_ended(
+    done: Result<Result<mfagap_archiver::Summary>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match done {
+        Ok(Err(e)) => e.context("the archiver failed"),
+        Ok(Ok(_)) => anyhow::anyhow!("the archiver stopped before the ingest was done"),
+        Err(e) => anyhow::anyhow!("the archiver task panicked: {e}"),
+    }
+}
+
+/// The ingest pipeline over the generator, set up as `mfagap_ingest::run` sets up its own
+/// sources (the metrics endpoint is `run`'s).
+async fn ingest_generated(
+    args: IngestArgs,
+    source: GeneratorSource,
+    stop: CancellationToken,
+) -> Result<Summary> {
+    let ready = Readiness::default();
+    let sink = KafkaSink::new(
+        &SinkConfig {
+            bootstrap: args.bootstrap.clone(),
+            compression: args.compression.clone(),
+            properties: args.kafka_properties.clone(),
+        },
+        ready.clone(),
+    )?;
+    let config = PipelineConfig {
+        processor: Processor::new(args.classifier()),
+        topic: args.topic.clone(),
+        dead_letter_topic: args.dead_letter_topic.clone(),
+        dedup_window: args.dedup_window,
+        max_in_flight: args.max_in_flight,
+        commit_interval: args.commit_interval,
+        grace_period: args.grace_period,
+    };
+    pipeline::run(source, sink, config, stop, ready).await
+}
+
+/// A dataset root that is a local directory (not `scheme://…`).
+fn local_root(data: &str) -> Option<PathBuf> {
+    (!data.contains("://")).then(|| PathBuf::from(data))
+}
+
+/// Writes the report of the run's topic and returns (rows, the users ranked).
+fn write_report(root: &Path, topic: &str, path: &Path) -> Result<(u64, Vec<report::User>)> {
+    let dataset = Dataset::open(root)?.only_topic(topic);
+    let mut users = Users::default();
+    let mut rows = 0;
+    report::write_file_atomically(path, |out| {
+        let mut w = report::Writer::new(out, Format::Csv, false)?;
+        dataset.scan(Window::default(), |r| {
+            users.add(r);
+            w.sign_in(r)
+        })?;
+        rows = w.rows();
+        w.finish()?;
+        Ok(())
+    })?;
+    Ok((rows, users.ranked()))
+}
+
+/// Prints the summary on stdout; fails when the archiver published less than was emitted.
+fn summarize(args: &RunArgs, ingest: &IngestArgs, o: &Outcome) -> Result<()> {
+    let stats: &Stats = &o.ingest.stats;
+    let secs = o.elapsed.as_secs_f64();
+    let source = match &args.source {
+        Input::Generator => format!(
+            "generator, seed {}, {} messages{}",
+            args.seed,
+            args.messages,
+            if args.rate > 0 {
+                format!(" at {}/s", args.rate)
+            } else {
+                String::new()
+            }
+        ),
+        Input::Files(_) => format!("files {:?}", ingest.inputs),
+        Input::Service(kind) => format!("{kind:?}").to_lowercase(),
+    };
+    let kafka = match &args.kafka_bootstrap {
+        Some(b) => format!("{b}, topic {}", ingest.topic),
+        None => format!(
+            "in-process broker (gone with the run), topic {}",
+            ingest.topic
+        ),
+    };
+    println!(
+        "mfagap run: {} messages in {secs:.1} s ({:.0} messages/s)",
+        stats.messages,
+        stats.messages as f64 / secs.max(1e-9)
+    );
+    println!("source         {source}");
+    println!("kafka          {kafka}");
+    println!("{stats}");
+    let a = &o.archived;
+    println!(
+        "archived       {} rows in {} files ({:.1} MB), {} dead letters",
+        a.rows,
+        a.files,
+        a.bytes as f64 / 1e6,
+        a.dead_letters
+    );
+    if o.ingest.undelivered > 0 {
+        println!(
+            "undelivered    {} messages were not acknowledged by Kafka before the end",
+            o.ingest.undelivered
+        );
+    }
+    let root = local_root(&args.data);
+    let dataset = root
+        .as_ref()
+        .map(|r| std::path::absolute(r).unwrap_or_else(|_| r.clone()));
+    match &dataset {
+        Some(root) => {
+            let path = args
+                .report
+                .clone()
+                .unwrap_or_else(|| root.join("report.csv"));
+            let (rows, users) = write_report(root, &ingest.topic, &path)?;
+            let top: Vec<_> = users.into_iter().take(10).collect();
+            let name = |u: &report::User| {
+                if u.user_principal_name.is_empty() {
+                    "(no userPrincipalName)".to_owned()
+                } else {
+                    u.user_principal_name.clone()
+                }
+            };
+            let width = top
+                .iter()
+                .map(|u| name(u).chars().count())
+                .max()
+                .unwrap_or(0);
+            println!("top users without MFA (by sign-ins)");
+            for u in &top {
+                let display: String = u
+                    .user_display_name
+                    .as_deref()
+                    .unwrap_or("")
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                println!(
+                    "  {:>8}  {:<width$}  {}  ({})",
+                    u.sign_ins,
+                    name(u),
+                    display,
+                    u.reasons_text()
+                );
+            }
+            println!("dataset        {}", root.display());
+            println!("report         {} ({rows} rows)", path.display());
+        }
+        None => {
+            println!("dataset        {}", args.data);
+            println!("report         none: `mfagap report` reads a local copy of the dataset");
+        }
+    }
+    let emitted = stats.emitted_total();
+    if a.rows + a.dead_letters < emitted {
+        bail!(
+            "the archiver published {} rows and {} dead letters of the {emitted} records the ingest wrote",
+            a.rows,
+            a.dead_letters
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_the_generator_files_or_an_ingest_source() {
+        assert_eq!(parse_input("generator"), Ok(Input::Generator));
+        assert_eq!(
+            parse_input("file:a.jsonl,b.jsonl"),
+            Ok(Input::Files(vec!["a.jsonl".into(), "b.jsonl".into()]))
+        );
+        assert_eq!(parse_input("kafka"), Ok(Input::Service(SourceKind::Kafka)));
+        assert!(parse_input("file:").is_err());
+        assert!(parse_input("carrier-pigeon").unwrap_err().contains("kafka"));
+    }
+
+    #[test]
+    fn config_keys_of_both_services_reach_their_variables() {
+        assert_eq!(env_of("messages").as_deref(), Some("MFAGAP_MESSAGES"));
+        assert_eq!(env_of("roll-age").as_deref(), Some("MFAGAP_ROLL_AGE"));
+        assert_eq!(
+            env_of("max-in-flight").as_deref(),
+            Some("MFAGAP_MAX_IN_FLIGHT")
+        );
+        assert_eq!(env_of("nope"), None);
+    }
+}
