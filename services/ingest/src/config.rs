@@ -136,7 +136,7 @@ pub struct IngestArgs {
         long,
         value_enum,
         env = "MFAGAP_LOAD_BALANCING",
-        default_value = "balanced"
+        default_value = "greedy"
     )]
     pub load_balancing: Balancing,
     /// Event Hubs source: how often ownership is renewed and the load balanced.

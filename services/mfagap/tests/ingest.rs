@@ -6,16 +6,15 @@
 //! (both call `mfagap_ingest::main_with`), so that `mfagap filter` — the reference the output
 //! is compared with — is at hand in the same package.
 
-use mfagap_testkit::{Broker, Input, Kind, comparable, generated, http_get, metric, unique};
+mod common;
+
+use common::{filter_reference, ids, mfagap, output_records};
+use mfagap_testkit::{Broker, Kind, generated, http_get, metric, unique};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-fn mfagap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mfagap"))
-}
 
 /// Topics of one test.
 struct Topics {
@@ -138,71 +137,6 @@ fn ends(n: usize, partitions: i32) -> BTreeMap<i32, i64> {
         .collect()
 }
 
-/// What `mfagap filter` prints for the same input: records (comparable form) and dead letters.
-fn filter_reference(input: &Input, dir: &Path) -> (Vec<Value>, Vec<Vec<u8>>) {
-    let file = dir.join("input.jsonl");
-    input.write(&file).unwrap();
-    let dl = dir.join("dead.jsonl");
-    let out = mfagap()
-        .arg("filter")
-        .arg("--dead-letter")
-        .arg(&dl)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let mut records: Vec<Value> = out
-        .stdout
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(comparable)
-        .collect();
-    records.sort_by_key(|v| v["id"].as_str().unwrap().to_owned());
-    let mut dead: Vec<Vec<u8>> = std::fs::read(&dl)
-        .unwrap()
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_slice(l).unwrap();
-            match v["raw"].as_str() {
-                Some(raw) => raw.as_bytes().to_vec(),
-                None => base64_decode(v["rawBase64"].as_str().unwrap()),
-            }
-        })
-        .collect();
-    dead.sort();
-    (records, dead)
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
-}
-
-/// The output topic's records, checked for headers and key, in comparable form.
-fn output_records(b: &Broker, topic: &str) -> Vec<Value> {
-    let mut out: Vec<Value> = b
-        .read_all(topic)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            let v: Value = serde_json::from_slice(&r.payload).unwrap();
-            assert_eq!(r.headers["category"], v["category"].as_str().unwrap());
-            assert_eq!(r.headers["reason"], v["reason"].as_str().unwrap());
-            assert_eq!(r.headers["schemaVersion"], "1");
-            assert_eq!(r.headers["tenantId"], v["tenantId"].as_str().unwrap_or(""));
-            let key = v["userId"]
-                .as_str()
-                .or(v["userPrincipalName"].as_str())
-                .or(v["id"].as_str());
-            assert_eq!(r.key.as_deref(), key, "key = userId, then UPN, then id");
-            comparable(&r.payload)
-        })
-        .collect();
-    out.sort_by_key(|v| v["id"].as_str().unwrap().to_owned());
-    out
-}
-
 /// How many records a topic holds now.
 fn output_count(b: &Broker, topic: &str) -> i64 {
     (0..3)
@@ -212,18 +146,6 @@ fn output_count(b: &Broker, topic: &str) -> i64 {
                 .map_or(0, |(l, h)| h - l)
         })
         .sum()
-}
-
-fn ids(records: &[Value]) -> BTreeSet<(String, String)> {
-    records
-        .iter()
-        .map(|v| {
-            (
-                v["category"].as_str().unwrap().to_owned(),
-                v["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 fn output_equals_filter_for_the_kafka_source(kind: Kind, messages: u64) {

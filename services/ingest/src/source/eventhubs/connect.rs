@@ -127,10 +127,33 @@ impl Target {
                 "cannot open event hub {} in namespace {}: {}",
                 self.event_hub,
                 self.namespace,
-                crate::secret::scrub(&format!("{e:#}"), &[], &secrets)
+                crate::secret::scrub(&causes(&e), &[], &secrets)
             )
         })
     }
+}
+
+/// An SDK error with its causes: the top level alone often hides the service's answer (a 401
+/// and its reason sit a few sources down).
+pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let mut text = e.to_string();
+        // The SDK's wrappers name their layer, not the problem.
+        while let Some(rest) = ["AMQP Error: ", "Azure Core Error: "]
+            .iter()
+            .find_map(|w| text.strip_prefix(w))
+        {
+            text = rest.to_owned();
+        }
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// `contoso` → `contoso.servicebus.windows.net`; a name with a dot is taken as given.

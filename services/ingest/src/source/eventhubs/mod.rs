@@ -44,9 +44,11 @@ use tokio_util::sync::CancellationToken;
 /// How partitions are shared among replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Balancing {
-    /// Claim one partition per round until the load is even: little contention.
+    /// Claim one partition per round until the load is even: little contention, but a lone
+    /// replica needs one round per partition to own them all.
     Balanced,
-    /// Claim every partition available at once: the fastest start and take-over.
+    /// Claim every partition available at once (stealing down to an even share): the fastest
+    /// start and take-over.
     Greedy,
 }
 
@@ -85,6 +87,8 @@ struct Shared {
     /// Partitions lost since the pipeline last asked.
     lost: Mutex<Vec<String>>,
     next_generation: std::sync::atomic::AtomicU64,
+    /// Whether any partition was ever granted (else there is nothing to release).
+    ever_owned: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -292,9 +296,13 @@ impl Source for EventHubsSource {
             }
         }
         let flushed = self.checkpointer.flush().await;
-        let released = self.release_ownership().await;
-        flushed?;
-        released
+        // Without a release the partitions still pass to the others, after the expiration.
+        if self.shared.ever_owned.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.release_ownership().await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "ownership not released; other replicas take over when it expires");
+        }
+        flushed
     }
 }
 
@@ -412,12 +420,28 @@ async fn open(
     store: &Arc<BlobCheckpointStore>,
     instance: &str,
 ) -> Result<Arc<EventProcessor>> {
+    // A missing container or a refused key is a configuration error: find out first.
+    store
+        .list_ownerships(
+            &config.target.namespace,
+            &config.target.event_hub,
+            &config.target.consumer_group,
+        )
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the checkpoint store {}: {}",
+                store.location,
+                connect::causes(&e)
+            )
+        })?;
     let client = config.target.open(instance).await?;
     let properties = client.get_eventhub_properties().await.map_err(|e| {
         anyhow::anyhow!(
-            "cannot read event hub {} in namespace {}: {e}",
+            "cannot read event hub {} in namespace {}: {}",
             config.target.event_hub,
-            config.target.namespace
+            config.target.namespace,
+            connect::causes(&e)
         )
     })?;
     let start = start_positions(&client, &properties, config.start).await?;
@@ -436,7 +460,7 @@ async fn open(
             store.clone() as Arc<dyn CheckpointStore + Send + Sync>,
         )
         .await
-        .map_err(|e| anyhow::anyhow!("cannot start the event processor: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot start the event processor: {}", connect::causes(&e)))?;
     tracing::info!(
         partitions = properties.partition_ids.len(),
         "connected to Event Hubs"
@@ -473,7 +497,7 @@ async fn start_positions(
                 let p = client
                     .get_partition_properties(id)
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot read partition {id}: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("cannot read partition {id}: {}", connect::causes(&e)))?;
                 if p.is_empty {
                     StartPosition {
                         location: StartLocation::Earliest,
@@ -507,6 +531,9 @@ async fn pump(
         let mut owned = shared.owned.lock().expect("not poisoned");
         owned.insert(id.clone(), generation);
         metrics::owned_partitions(owned.len());
+        shared
+            .ever_owned
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     tracing::info!(partition = %id, "partition granted");
     let mut last: Option<i64> = None;
