@@ -154,6 +154,10 @@ pub struct IngestArgs {
         default_value_t = 300
     )]
     pub prefetch: u32,
+    /// Event Hubs source: a partition receiver that gets nothing for this long while events
+    /// wait is opened again (the watchdog also reports the consumer lag).
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
     /// librdkafka property for the source consumer (repeatable; `key=value`).
     #[arg(
         short = 'S',
@@ -297,6 +301,7 @@ impl IngestArgs {
             balancing_interval: self.load_balancing_interval,
             ownership_expiration: self.ownership_expiration,
             prefetch: self.prefetch.max(1),
+            stall_timeout: self.stall_timeout.max(Duration::from_secs(1)),
         })
     }
 

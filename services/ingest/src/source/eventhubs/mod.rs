@@ -3,10 +3,11 @@
 //!
 //! A supervisor task opens the client and the processor and hands every partition the
 //! processor grants to a pump task; pumps feed one bounded channel that `next` reads, so a
-//! slow Kafka slows every partition's receiver (the SDK's prefetch bounds what waits). When a
-//! partition's stream ends — another replica took it, or its link failed for good — the pump
-//! reports it lost: the pipeline forgets it and the processor grants it again later, from its
-//! checkpoint. When the client or the processor fails, the supervisor opens them again.
+//! slow Kafka slows every partition's receiver (the SDK's prefetch bounds what waits). When
+//! another replica takes a partition, the pump reports it lost: the pipeline forgets it and
+//! whoever reads it next starts from its checkpoint. When a receiver fails, the client or the
+//! processor fails, or the watchdog finds a receiver stuck, the supervisor opens everything
+//! again and each partition resumes where it was.
 //!
 //! Two gaps of the SDK are closed here. On a reconnect it re-attaches a partition's link with
 //! the filter it was first opened with, so it reads again from the checkpoint (or from "now",
@@ -18,6 +19,7 @@
 pub mod checkpoint_store;
 pub mod checkpointer;
 pub mod connect;
+mod watchdog;
 
 use super::{Message, Source, StartAt};
 use crate::metrics;
@@ -67,6 +69,8 @@ pub struct EventHubsConfig {
     pub ownership_expiration: Duration,
     /// Events each partition's receiver fetches ahead.
     pub prefetch: u32,
+    /// A receiver with events waiting that gets none for this long is opened again.
+    pub stall_timeout: Duration,
 }
 
 /// One event on its way to the pipeline.
@@ -89,11 +93,37 @@ struct Shared {
     next_generation: std::sync::atomic::AtomicU64,
     /// Whether any partition was ever granted (else there is nothing to release).
     ever_owned: std::sync::atomic::AtomicBool,
+    /// Each partition's progress, kept across reconnects (not across a loss of ownership): a
+    /// partition opened again from its checkpoint skips what the pipeline already has.
+    progress: Mutex<HashMap<String, Progress>>,
+    /// Events waiting per owned partition, as the watchdog last saw them.
+    lag: Mutex<HashMap<String, i64>>,
+    /// A receiver failed on the connection: open client and processor again.
+    reopen: tokio::sync::Notify,
+}
+
+/// How far a partition's pump got, and when it last moved.
+#[derive(Debug, Clone)]
+struct Progress {
+    /// The last sequence number passed on to the pipeline.
+    forwarded: Option<i64>,
+    /// When an event last arrived (or the pump started).
+    at: tokio::time::Instant,
+    /// Whether the pump waits for the pipeline to take an event (backpressure, not a stall).
+    sending: bool,
 }
 
 impl Shared {
     fn owned_now(&self) -> HashMap<String, u64> {
         self.owned.lock().expect("not poisoned").clone()
+    }
+
+    fn moved(&self, id: &str, forwarded: Option<i64>, sending: bool) {
+        if let Some(p) = self.progress.lock().expect("not poisoned").get_mut(id) {
+            p.forwarded = forwarded;
+            p.at = tokio::time::Instant::now();
+            p.sending = sending;
+        }
     }
 }
 
@@ -283,6 +313,13 @@ impl Source for EventHubsSource {
         names
     }
 
+    fn lag(&mut self) -> Vec<(String, i64)> {
+        let lag = self.shared.lag.lock().expect("not poisoned").clone();
+        lag.into_iter()
+            .map(|(id, n)| (self.pipeline_name(&id), n))
+            .collect()
+    }
+
     async fn close(&mut self) -> Result<()> {
         // Stop reading first, then store the last checkpoints, then let the partitions go.
         self.stop.cancel();
@@ -297,7 +334,10 @@ impl Source for EventHubsSource {
         }
         let flushed = self.checkpointer.flush().await;
         // Without a release the partitions still pass to the others, after the expiration.
-        if self.shared.ever_owned.load(std::sync::atomic::Ordering::Relaxed)
+        if self
+            .shared
+            .ever_owned
+            .load(std::sync::atomic::Ordering::Relaxed)
             && let Err(e) = self.release_ownership().await
         {
             tracing::warn!(error = %format!("{e:#}"), "ownership not released; other replicas take over when it expires");
@@ -358,7 +398,22 @@ async fn supervise(
         }
         started = true;
         backoff = Duration::from_millis(500);
-        serve(&processor, &shared, &tx, &stop).await;
+        let watchdog = match watchdog::Watchdog::open(
+            &config.target,
+            &instance,
+            config.stall_timeout,
+        )
+        .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot open the management connection; retrying");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        serve(&processor, &watchdog, &shared, &tx, &stop).await;
+        watchdog.close().await;
         // Partition clients hold the processor's consumer map only weakly; once every pump
         // has ended the processor is ours alone and can close its client.
         match Arc::try_unwrap(processor) {
@@ -375,10 +430,13 @@ async fn supervise(
 /// Runs the processor and a pump per granted partition until the processor fails or `stop`.
 async fn serve(
     processor: &Arc<EventProcessor>,
+    watchdog: &watchdog::Watchdog,
     shared: &Arc<Shared>,
     tx: &mpsc::Sender<Result<Event>>,
     stop: &CancellationToken,
 ) {
+    let mut look = tokio::time::interval(watchdog.period());
+    look.tick().await;
     let pumps_stop = stop.child_token();
     let mut pumps: Vec<JoinHandle<()>> = Vec::new();
     let runner = processor.clone();
@@ -392,6 +450,16 @@ async fn serve(
                     Ok(Err(e)) => tracing::warn!(error = %e, "the event processor failed; opening Event Hubs again"),
                     Err(e) => tracing::warn!(error = %e, "the event processor task ended"),
                 }
+                break;
+            }
+            _ = look.tick() => {
+                if let Some(why) = watchdog.check(shared).await {
+                    tracing::warn!(reason = %why, "a partition receiver is stuck; opening Event Hubs again");
+                    break;
+                }
+            }
+            _ = shared.reopen.notified() => {
+                tracing::info!("a partition receiver failed; opening Event Hubs again");
                 break;
             }
             c = processor.next_partition_client() => match c {
@@ -460,7 +528,9 @@ async fn open(
             store.clone() as Arc<dyn CheckpointStore + Send + Sync>,
         )
         .await
-        .map_err(|e| anyhow::anyhow!("cannot start the event processor: {}", connect::causes(&e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot start the event processor: {}", connect::causes(&e))
+        })?;
     tracing::info!(
         partitions = properties.partition_ids.len(),
         "connected to Event Hubs"
@@ -494,10 +564,9 @@ async fn start_positions(
                 inclusive: true,
             },
             StartAt::Latest => {
-                let p = client
-                    .get_partition_properties(id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot read partition {id}: {}", connect::causes(&e)))?;
+                let p = client.get_partition_properties(id).await.map_err(|e| {
+                    anyhow::anyhow!("cannot read partition {id}: {}", connect::causes(&e))
+                })?;
                 if p.is_empty {
                     StartPosition {
                         location: StartLocation::Earliest,
@@ -536,21 +605,31 @@ async fn pump(
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     tracing::info!(partition = %id, "partition granted");
-    let mut last: Option<i64> = None;
+    let mut last: Option<i64> = {
+        let mut progress = shared.progress.lock().expect("not poisoned");
+        let p = progress.entry(id.clone()).or_insert(Progress {
+            forwarded: None,
+            at: tokio::time::Instant::now(),
+            sending: false,
+        });
+        p.at = tokio::time::Instant::now();
+        p.sending = false;
+        p.forwarded
+    };
     let mut replayed = 0u64;
     let ended = {
         let mut stream = client.stream_events();
         loop {
             let item = tokio::select! {
-                _ = stop.cancelled() => break None,
+                _ = stop.cancelled() => break End::Stopped,
                 item = stream.next() => item,
             };
             let event = match item {
-                None => break Some("the stream ended".to_owned()),
+                None => break End::Failed("the stream ended".to_owned()),
                 Some(Err(e)) if matches!(e.kind, ErrorKind::ConsumerDisconnected(_)) => {
-                    break Some(format!("another reader took it ({e})"));
+                    break End::Taken(connect::causes(&e));
                 }
-                Some(Err(e)) => break Some(format!("{e}")),
+                Some(Err(e)) => break End::Failed(connect::causes(&e)),
                 Some(Ok(event)) => event,
             };
             let sequence_number = event.sequence_number();
@@ -566,6 +645,7 @@ async fn pump(
                 replayed = 0;
             }
             last = sequence_number.or(last);
+            shared.moved(&id, last, true);
             let e = Event {
                 partition_id: id.clone(),
                 generation,
@@ -579,8 +659,9 @@ async fn pump(
                 body: event.event_data().body().unwrap_or_default().to_vec(),
             };
             if tx.send(Ok(e)).await.is_err() {
-                break None;
+                break End::Stopped;
             }
+            shared.moved(&id, last, false);
         }
     };
     {
@@ -590,13 +671,22 @@ async fn pump(
         }
         metrics::owned_partitions(owned.len());
     }
-    shared.lost.lock().expect("not poisoned").push(id.clone());
     match &ended {
-        Some(why) => {
+        End::Taken(why) => {
+            // The pipeline forgets it; whoever reads it next starts from its checkpoint.
             metrics::partition_lost();
-            tracing::info!(partition = %id, reason = %why, "partition lost");
+            tracing::info!(partition = %id, reason = %why, "partition taken by another reader");
+            shared.progress.lock().expect("not poisoned").remove(&id);
+            shared.lag.lock().expect("not poisoned").remove(&id);
+            shared.lost.lock().expect("not poisoned").push(id.clone());
         }
-        None => tracing::debug!(partition = %id, "partition closed"),
+        End::Failed(why) => {
+            // Still ours: the SDK does not always recover a dropped connection by itself, so
+            // the supervisor opens everything again and the partition resumes where it was.
+            tracing::warn!(partition = %id, reason = %why, "partition receiver failed");
+            shared.reopen.notify_one();
+        }
+        End::Stopped => tracing::debug!(partition = %id, "partition closed"),
     }
     // Closing removes the partition from the processor's map, so it can grant it again.
     match Arc::try_unwrap(client) {
@@ -607,6 +697,16 @@ async fn pump(
         }
         Err(_) => tracing::debug!(partition = %id, "partition client still shared"),
     }
+}
+
+/// Why a pump ended.
+enum End {
+    /// Another reader took the partition (a higher or equal owner level attached).
+    Taken(String),
+    /// The receiver failed; the partition is still ours.
+    Failed(String),
+    /// The source is stopping or reopening.
+    Stopped,
 }
 
 /// Errors no retry can fix: credentials, names.
