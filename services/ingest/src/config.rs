@@ -146,12 +146,13 @@ pub struct IngestArgs {
     /// over (it died); must exceed the load-balancing interval.
     #[arg(long, value_name = "DURATION", env = "MFAGAP_OWNERSHIP_EXPIRATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub ownership_expiration: Duration,
-    /// Event Hubs source: events each partition receiver fetches ahead.
+    /// Event Hubs source: events each partition receiver fetches ahead (memory: up to this
+    /// many events of up to 1 MB per owned partition).
     #[arg(
         long,
         value_name = "EVENTS",
         env = "MFAGAP_PREFETCH",
-        default_value_t = 300
+        default_value_t = 50
     )]
     pub prefetch: u32,
     /// Event Hubs source: a partition receiver that gets nothing for this long while events

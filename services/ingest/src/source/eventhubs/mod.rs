@@ -165,7 +165,7 @@ impl EventHubsSource {
             "Event Hubs source"
         );
         let checkpointer = Checkpointer::spawn(store.clone(), scope.clone(), config.checkpoint);
-        let (tx, events) = mpsc::channel(4096);
+        let (tx, events) = mpsc::channel(64);
         let shared = Arc::new(Shared::default());
         let stop = CancellationToken::new();
         // The SDK's event streams are not `Send`: the client, the processor and the pumps live
