@@ -209,10 +209,9 @@ pub async fn run<S: Source>(
 }
 
 fn commit<S: Source>(source: &mut S, tracker: &mut Tracker) {
+    // Called on every tick, with nothing new too: a source may have positions of its own
+    // waiting for their time (Event Hubs checkpoints are written at an interval).
     let points = tracker.take_commits();
-    if points.is_empty() {
-        return;
-    }
     match source.commit(&points) {
         Ok(()) => {
             for (p, pos) in &points {

@@ -178,7 +178,13 @@ impl Drop for Ingest {
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    lines[lines.len().saturating_sub(
+        std::env::var("MFAGAP_TEST_LOG_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(40),
+    )..]
+        .join("\n")
 }
 
 /// Waits until `cond` holds, or fails with `what` and the logs.

@@ -98,6 +98,7 @@ impl Checkpointer {
             p.read.pop_front();
         }
         let Some((s, offset)) = p.read.front().cloned().filter(|(s, _)| *s == last) else {
+            tracing::debug!(partition = %partition_id, resume, front = ?p.read.front().map(|f| f.0), "no checkpoint: the event before the resume point was not read by this receiver");
             return;
         };
         if p.last.is_some_and(|(_, written)| written >= s) {
@@ -113,6 +114,24 @@ impl Checkpointer {
         };
         if due {
             self.hand_over(partition_id, now);
+        }
+    }
+
+    /// Hands over the pending points whose interval has passed: a partition that went quiet
+    /// right after a write still gets its last point written within the interval.
+    pub fn hand_over_due(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| {
+                p.pending.is_some()
+                    && p.last
+                        .is_none_or(|(at, _)| now.duration_since(at) >= self.policy.interval)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            self.hand_over(&id, now);
         }
     }
 
@@ -314,10 +333,19 @@ mod tests {
         assert_eq!(written(&mut rx)[0].1, 109, "10 s since the last write");
         c.allow("0", 120, t0 + Duration::from_secs(14));
         assert!(written(&mut rx).is_empty());
-        c.hand_over_all(t0 + Duration::from_secs(15));
+        c.hand_over_due(t0 + Duration::from_secs(20));
+        assert!(written(&mut rx).is_empty(), "6 s since the last write");
+        c.hand_over_due(t0 + Duration::from_secs(23));
         assert_eq!(
             written(&mut rx)[0].1,
             119,
+            "a quiet partition's last point is written once the interval passes"
+        );
+        c.allow("0", 130, t0 + Duration::from_secs(24));
+        c.hand_over_all(t0 + Duration::from_secs(15));
+        assert_eq!(
+            written(&mut rx)[0].1,
+            129,
             "shutdown writes what is pending"
         );
     }

@@ -298,6 +298,7 @@ impl Source for EventHubsSource {
                 self.checkpointer.allow(id, *resume, now);
             }
         }
+        self.checkpointer.hand_over_due(now);
         Ok(())
     }
 
