@@ -324,7 +324,9 @@ async fn together(args: &RunArgs, ingest: IngestArgs, archive: ArchiveArgs) -> R
         if let Some(p) = progress.as_mut() {
             p.show(&c);
         }
-        if c.archiver_read >= emitted || stop.is_cancelled() {
+        // After a stop signal too: with the in-process broker, what the archiver has not read
+        // when the process ends is gone, although the source already moved past it.
+        if c.archiver_read >= emitted {
             break;
         }
         if c.archiver_read > seen {

@@ -511,3 +511,70 @@ fn a_wrong_sas_key_is_a_clear_error_naming_the_namespace_without_the_key() {
     assert!(!text.contains(wrong_key), "the key never appears: {text}");
     assert!(w.double.authorizations_refused() > 0);
 }
+
+#[test]
+fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops() {
+    let w = World::new(Kind::Noida);
+    let input = generated(2_000, 41, 2, false);
+    w.append(&input, 0..input.bodies.len());
+    let data = w.dir.path().join("data");
+    let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
+    let log = w.dir.path().join("run.log");
+    let mut child = mfagap()
+        .args(["run", "--source", "eventhubs", "--progress", "off"])
+        .arg("--data")
+        .arg(&data)
+        .args(["--listen", &addr])
+        .env(
+            "MFAGAP_EVENTHUBS_CONNECTION_STRING",
+            w.double.emulator_connection_string(),
+        )
+        .env("MFAGAP_CHECKPOINT_STORE", format!("az://{}", w.container))
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{}", w.azurite.port()),
+        )
+        .env("MFAGAP_ROLL_AGE", "1h")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = http_get(&addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        if metric(&m, "mfagap_ingest_committed_position") == 2_000.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all read\n{}", tail(&log));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An endless source: the run ends on SIGTERM, after the archiver has published it all.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{:?}\n{}", out.status, tail(&log));
+    let want = input.all_emits();
+    assert!(
+        summary.contains(&format!("archived       {} rows", want.len())),
+        "{summary}"
+    );
+    let rows = mfagap_testkit::dataset::read_dataset(&data).unwrap();
+    let got: std::collections::BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|v| {
+            (
+                v["category"].as_str().unwrap().to_owned(),
+                v["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), want.len(), "each sign-in once in Parquet");
+    assert_eq!(got, want);
+    assert!(
+        w.owners().values().all(String::is_empty),
+        "ownership released"
+    );
+}
