@@ -520,7 +520,7 @@ fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops()
     let data = w.dir.path().join("data");
     let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
     let log = w.dir.path().join("run.log");
-    let mut child = mfagap()
+    let child = mfagap()
         .args(["run", "--source", "eventhubs", "--progress", "off"])
         .arg("--data")
         .arg(&data)
