@@ -51,7 +51,7 @@ impl World {
         let mut cmd = mfagap();
         cmd.args(["ingest", "--source", "eventhubs"])
             .env("MFAGAP_EVENTHUBS_CONNECTION_STRING", connection)
-            .args(["--consumer-group", "mfagap-ingest"])
+            .env("MFAGAP_CONSUMER_GROUP", "mfagap-ingest")
             .args(["--checkpoint-store", &format!("az://{}", self.container)])
             .env("AZURE_STORAGE_USE_EMULATOR", "true")
             .env(
@@ -577,4 +577,67 @@ fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops()
         w.owners().values().all(String::is_empty),
         "ownership released"
     );
+}
+
+#[test]
+fn partitions_without_a_checkpoint_start_at_latest_or_at_an_enqueued_time() {
+    let w = World::new(Kind::Noida);
+    let input = generated(3_000, 43, 2, false);
+    let cs = w.double.emulator_connection_string();
+    w.append(&input, 0..1_000);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let from = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    std::thread::sleep(Duration::from_millis(1_100));
+    w.append(&input, 1_000..2_000);
+
+    // An enqueued time: what was enqueued before it is not read.
+    let timed = w.ingest(
+        "time",
+        &cs,
+        &["--start-position", &from, "--consumer-group", "from-time"],
+    );
+    wait(
+        Duration::from_secs(60),
+        "the second 1,000 read",
+        &[&timed],
+        || read(&[&timed]) == 1_000.0,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(&[&timed]), 1_000.0, "and nothing older");
+    assert!(timed.terminate().success());
+
+    // Latest: only what arrives after the start.
+    let latest = w.ingest(
+        "latest",
+        &cs,
+        &[
+            "--start-position",
+            "latest",
+            "--consumer-group",
+            "from-latest",
+        ],
+    );
+    wait(
+        Duration::from_secs(30),
+        "all four owned",
+        &[&latest],
+        || latest.owned() == 4.0,
+    );
+    w.append(&input, 2_000..3_000);
+    wait(
+        Duration::from_secs(60),
+        "the last 1,000 read",
+        &[&latest],
+        || read(&[&latest]) == 1_000.0,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(&[&latest]), 1_000.0, "and nothing older");
+    assert!(latest.terminate().success());
+
+    let want: std::collections::BTreeSet<(String, String)> = input.emits[1_000..3_000]
+        .iter()
+        .flatten()
+        .cloned()
+        .collect();
+    assert_eq!(ids(&output_records(&w.broker, &w.output)), want);
 }
