@@ -25,7 +25,11 @@ struct World {
 
 impl World {
     fn new(kind: Kind) -> World {
-        let double = EventHubsDouble::start(EventHubsConfig::default()).unwrap();
+        World::with(kind, EventHubsConfig::default())
+    }
+
+    fn with(kind: Kind, config: EventHubsConfig) -> World {
+        let double = EventHubsDouble::start(config).unwrap();
         let azurite = Azurite::start().unwrap();
         let container = "checkpoints".to_owned();
         azurite.create_container(&container).unwrap();
@@ -640,4 +644,103 @@ fn partitions_without_a_checkpoint_start_at_latest_or_at_an_enqueued_time() {
         .cloned()
         .collect();
     assert_eq!(ids(&output_records(&w.broker, &w.output)), want);
+}
+
+/// A managed-identity token endpoint as App Service serves it (`IDENTITY_ENDPOINT`): every
+/// request gets `token`, valid for an hour. Returns its URL and a count of requests.
+fn token_endpoint(token: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 8192];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 3600;
+            let (status, body) = if request.contains("x-identity-header: id-header") {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (
+                    "200 OK",
+                    format!(
+                        r#"{{"access_token":"{token}","expires_on":"{expires}","resource":"https://eventhubs.azure.net","token_type":"Bearer"}}"#
+                    ),
+                )
+            } else {
+                ("401 Unauthorized", "{}".to_owned())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, served)
+}
+
+#[test]
+fn a_managed_identity_token_from_azure_identity_authenticates_without_a_connection_string() {
+    const TOKEN: &str = "entra-access-token-for-the-double";
+    let w = World::with(
+        Kind::Noida,
+        EventHubsConfig {
+            bearer_token: Some(TOKEN.to_owned()),
+            ..EventHubsConfig::default()
+        },
+    );
+    let input = generated(1_000, 47, 2, false);
+    w.append(&input, 0..1_000);
+    let (endpoint, served) = token_endpoint(TOKEN);
+    let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
+    let log = w.dir.path().join("entra.log");
+    let child = mfagap()
+        .args(["ingest", "--source", "eventhubs"])
+        .args(["--eventhubs-namespace", w.double.namespace()])
+        .args(["--eventhub", w.double.event_hub()])
+        .args(["--eventhubs-credential", "managed-identity"])
+        .args(["--eventhubs-endpoint", &w.double.endpoint()])
+        .env_remove("MFAGAP_EVENTHUBS_CONNECTION_STRING")
+        .env("IDENTITY_ENDPOINT", &endpoint)
+        .env("IDENTITY_HEADER", "id-header")
+        .args(["--checkpoint-store", &format!("az://{}", w.container)])
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{}", w.azurite.port()),
+        )
+        .args(["--bootstrap", &w.broker.bootstrap, "--topic", &w.output])
+        .args(["--dead-letter-topic", &w.dead, "--listen", &addr])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ingest = Ingest {
+        child: Some(child),
+        addr,
+        log,
+    };
+    wait(
+        Duration::from_secs(60),
+        "every event read",
+        &[&ingest],
+        || metric(&ingest.metrics(), "mfagap_ingest_committed_position") == 1_000.0,
+    );
+    assert!(ingest.terminate().success());
+    assert!(
+        served.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the token came from the managed-identity endpoint"
+    );
+    assert_eq!(w.double.authorizations_refused(), 0);
+    assert_eq!(
+        ids(&output_records(&w.broker, &w.output)),
+        input.all_emits()
+    );
 }
