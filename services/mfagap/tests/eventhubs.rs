@@ -52,16 +52,10 @@ impl World {
     fn ingest(&self, name: &str, connection: &str, extra: &[&str]) -> Ingest {
         let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
         let log = self.dir.path().join(format!("{name}.log"));
-        let mut cmd = mfagap();
+        let mut cmd = self.command();
         cmd.args(["ingest", "--source", "eventhubs"])
             .env("MFAGAP_EVENTHUBS_CONNECTION_STRING", connection)
             .env("MFAGAP_CONSUMER_GROUP", "mfagap-ingest")
-            .args(["--checkpoint-store", &format!("az://{}", self.container)])
-            .env("AZURE_STORAGE_USE_EMULATOR", "true")
-            .env(
-                "AZURITE_BLOB_STORAGE_URL",
-                format!("http://127.0.0.1:{}", self.azurite.port()),
-            )
             .args([
                 "--bootstrap",
                 &self.broker.bootstrap,
@@ -89,6 +83,26 @@ impl World {
             std::thread::sleep(Duration::from_millis(100));
         }
         i
+    }
+
+    /// `mfagap` with checkpoints and ownership in this world's Azurite container.
+    fn command(&self) -> std::process::Command {
+        let mut cmd = mfagap();
+        self.checkpoints_in_azurite(&mut cmd);
+        cmd
+    }
+
+    /// Checkpoints and ownership in this world's Azurite container.
+    fn checkpoints_in_azurite(&self, cmd: &mut std::process::Command) {
+        cmd.env(
+            "MFAGAP_CHECKPOINT_STORE",
+            format!("az://{}", self.container),
+        )
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env(
+            "AZURITE_BLOB_STORAGE_URL",
+            format!("http://127.0.0.1:{}", self.azurite.port()),
+        );
     }
 
     /// The checkpoint blobs as another Blob client reads them: partition → sequence number.
@@ -483,15 +497,10 @@ fn a_wrong_sas_key_is_a_clear_error_naming_the_namespace_without_the_key() {
         .replace(w.double.key(), wrong_key);
     assert!(cs.contains(wrong_key));
     let started = Instant::now();
-    let out = mfagap()
+    let out = w
+        .command()
         .args(["ingest", "--source", "eventhubs"])
         .env("MFAGAP_EVENTHUBS_CONNECTION_STRING", &cs)
-        .args(["--checkpoint-store", &format!("az://{}", w.container)])
-        .env("AZURE_STORAGE_USE_EMULATOR", "true")
-        .env(
-            "AZURITE_BLOB_STORAGE_URL",
-            format!("http://127.0.0.1:{}", w.azurite.port()),
-        )
         .args(["--bootstrap", &w.broker.bootstrap, "--topic", &w.output])
         .args(["--listen", "127.0.0.1:0"])
         .output()
@@ -524,7 +533,8 @@ fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops()
     let data = w.dir.path().join("data");
     let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
     let log = w.dir.path().join("run.log");
-    let child = mfagap()
+    let child = w
+        .command()
         .args(["run", "--source", "eventhubs", "--progress", "off"])
         .arg("--data")
         .arg(&data)
@@ -532,12 +542,6 @@ fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops()
         .env(
             "MFAGAP_EVENTHUBS_CONNECTION_STRING",
             w.double.emulator_connection_string(),
-        )
-        .env("MFAGAP_CHECKPOINT_STORE", format!("az://{}", w.container))
-        .env("AZURE_STORAGE_USE_EMULATOR", "true")
-        .env(
-            "AZURITE_BLOB_STORAGE_URL",
-            format!("http://127.0.0.1:{}", w.azurite.port()),
         )
         .env("MFAGAP_ROLL_AGE", "1h")
         .stdout(Stdio::piped())
@@ -701,7 +705,8 @@ fn a_managed_identity_token_from_azure_identity_authenticates_without_a_connecti
     let (endpoint, served) = token_endpoint(TOKEN);
     let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
     let log = w.dir.path().join("entra.log");
-    let child = mfagap()
+    let child = w
+        .command()
         .args(["ingest", "--source", "eventhubs"])
         .args(["--eventhubs-namespace", w.double.namespace()])
         .args(["--eventhub", w.double.event_hub()])
@@ -710,12 +715,6 @@ fn a_managed_identity_token_from_azure_identity_authenticates_without_a_connecti
         .env_remove("MFAGAP_EVENTHUBS_CONNECTION_STRING")
         .env("IDENTITY_ENDPOINT", &endpoint)
         .env("IDENTITY_HEADER", "id-header")
-        .args(["--checkpoint-store", &format!("az://{}", w.container)])
-        .env("AZURE_STORAGE_USE_EMULATOR", "true")
-        .env(
-            "AZURITE_BLOB_STORAGE_URL",
-            format!("http://127.0.0.1:{}", w.azurite.port()),
-        )
         .args(["--bootstrap", &w.broker.bootstrap, "--topic", &w.output])
         .args(["--dead-letter-topic", &w.dead, "--listen", &addr])
         .stdout(Stdio::null())
