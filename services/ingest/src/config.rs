@@ -266,6 +266,28 @@ pub struct IngestArgs {
 }
 
 impl IngestArgs {
+    /// The Kafka output's settings.
+    pub fn sink_config(&self) -> crate::sink::SinkConfig {
+        crate::sink::SinkConfig {
+            bootstrap: self.bootstrap.clone(),
+            compression: self.compression.clone(),
+            properties: self.kafka_properties.clone(),
+        }
+    }
+
+    /// The pipeline's settings, the same whichever source feeds it.
+    pub fn pipeline_config(&self) -> crate::pipeline::PipelineConfig {
+        crate::pipeline::PipelineConfig {
+            processor: mfagap_core::Processor::new(self.classifier()),
+            topic: self.topic.clone(),
+            dead_letter_topic: self.dead_letter_topic.clone(),
+            dedup_window: self.dedup_window,
+            max_in_flight: self.max_in_flight,
+            commit_interval: self.commit_interval,
+            grace_period: self.grace_period,
+        }
+    }
+
     /// The `eventhubs` source's settings, checked.
     pub fn eventhubs_config(&self) -> Result<crate::source::eventhubs::EventHubsConfig> {
         use crate::source::eventhubs::{EventHubsConfig, checkpointer::Policy, connect::Target};

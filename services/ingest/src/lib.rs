@@ -20,9 +20,9 @@ pub use config::IngestArgs;
 
 use anyhow::{Context, Result};
 use config::{LogFormat, SourceKind};
-use pipeline::{PipelineConfig, Summary};
+use pipeline::Summary;
 use server::Readiness;
-use sink::{KafkaSink, SinkConfig};
+use sink::KafkaSink;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,29 +34,14 @@ pub async fn run(args: IngestArgs, stop: CancellationToken) -> Result<Summary> {
     let addr = server::serve(args.listen, handle, ready.clone(), stop.child_token()).await?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");
 
-    let sink = KafkaSink::new(
-        &SinkConfig {
-            bootstrap: args.bootstrap.clone(),
-            compression: args.compression.clone(),
-            properties: args.kafka_properties.clone(),
-        },
-        ready.clone(),
-    )?;
+    let sink = KafkaSink::new(&args.sink_config(), ready.clone())?;
     let (probe, bootstrap) = (sink.clone(), args.bootstrap.clone());
     tokio::task::spawn_blocking(move || {
         if !probe.reachable(Duration::from_secs(5)) {
             tracing::warn!(%bootstrap, "the output Kafka does not answer yet; records wait until it does");
         }
     });
-    let config = PipelineConfig {
-        processor: mfagap_core::Processor::new(args.classifier()),
-        topic: args.topic.clone(),
-        dead_letter_topic: args.dead_letter_topic.clone(),
-        dedup_window: args.dedup_window,
-        max_in_flight: args.max_in_flight,
-        commit_interval: args.commit_interval,
-        grace_period: args.grace_period,
-    };
+    let config = args.pipeline_config();
     let summary = match args.source {
         SourceKind::Eventhubs => {
             let source = source::eventhubs::EventHubsSource::start(args.eventhubs_config()?)?;

@@ -31,14 +31,14 @@ use crate::synthetic::GeneratorSource;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use mfagap_archiver::ArchiveArgs;
+use mfagap_core::Stats;
 use mfagap_core::generate::GeneratorConfig;
-use mfagap_core::{Processor, Stats};
 use mfagap_ingest::IngestArgs;
 use mfagap_ingest::config::{LogFormat, SourceKind};
-use mfagap_ingest::pipeline::{self, PipelineConfig, Summary};
+use mfagap_ingest::pipeline::{self, Summary};
 use mfagap_ingest::secret::Property;
 use mfagap_ingest::server::{self, Readiness};
-use mfagap_ingest::sink::{KafkaSink, SinkConfig};
+use mfagap_ingest::sink::KafkaSink;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -379,24 +379,8 @@ async fn ingest_generated(
     stop: CancellationToken,
 ) -> Result<Summary> {
     let ready = Readiness::default();
-    let sink = KafkaSink::new(
-        &SinkConfig {
-            bootstrap: args.bootstrap.clone(),
-            compression: args.compression.clone(),
-            properties: args.kafka_properties.clone(),
-        },
-        ready.clone(),
-    )?;
-    let config = PipelineConfig {
-        processor: Processor::new(args.classifier()),
-        topic: args.topic.clone(),
-        dead_letter_topic: args.dead_letter_topic.clone(),
-        dedup_window: args.dedup_window,
-        max_in_flight: args.max_in_flight,
-        commit_interval: args.commit_interval,
-        grace_period: args.grace_period,
-    };
-    pipeline::run(source, sink, config, stop, ready).await
+    let sink = KafkaSink::new(&args.sink_config(), ready.clone())?;
+    pipeline::run(source, sink, args.pipeline_config(), stop, ready).await
 }
 
 /// A dataset root that is a local directory (not `scheme://…`).
