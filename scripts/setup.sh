@@ -6,6 +6,16 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
+# Disk: a cold debug build of the workspace and its tests, plus the tools below, takes about
+# DISK_NEEDED_GB. Say so up front rather than let a build die later on "No space left".
+DISK_NEEDED_GB=12
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1024 / 1024) }')
+if [ "${free_gb:-0}" -lt "$DISK_NEEDED_GB" ] && ! [ -d target/debug ]; then
+  say "WARNING: ${free_gb} GB free on $(df -P . | awk 'NR == 2 { print $6 }'); building and testing mfagap needs about ${DISK_NEEDED_GB} GB"
+fi
+# No pip download cache: every package is installed once, into its own environment.
+export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
 # The Rust toolchain, with the components the checks use.
 if ! command -v cargo >/dev/null 2>&1; then
   say "installing Rust with rustup"

@@ -3,6 +3,8 @@
 # and runs every test of the workspace (unit, property, end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A from-scratch build gains nothing from incremental state, which only costs disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 scripts/setup.sh
 # shellcheck disable=SC1091
