@@ -18,6 +18,7 @@ use crate::metrics;
 use crate::storage::Store;
 use crate::writer::{FileSettings, HourBuffer};
 use anyhow::{Context, Result, bail};
+use mfagap_ingest::consumer_lag::{self, ConsumerLag};
 use mfagap_ingest::secret::{display_property, scrub};
 use mfagap_ingest::server::Readiness;
 use mfagap_ingest::sink::KafkaSink;
@@ -117,9 +118,14 @@ struct Ctx {
     runtime: Handle,
     events: Arc<Mutex<Vec<Event>>>,
     failure: Arc<Mutex<Option<anyhow::Error>>>,
+    lag: ConsumerLag,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.lag.update(&statistics);
+    }
+}
 
 impl Ctx {
     /// Recovers every assigned partition and sets its start offset in `tpl`.
@@ -254,6 +260,7 @@ fn consumer(args: &ArchiveArgs, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
     for p in &args.kafka_properties {
         c.set(&p.key, p.value.expose());
     }
+    consumer_lag::enable_statistics(&mut c);
     // The resume logic assumes eager rebalances: revoke everything, then assign.
     if c.get("partition.assignment.strategy")
         .is_some_and(|s| s.contains("cooperative"))
@@ -284,6 +291,7 @@ fn consumer(args: &ArchiveArgs, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
 pub fn run(args: &ArchiveArgs, a: Archiver, stop: CancellationToken) -> Result<Summary> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let failure = Arc::new(Mutex::new(None));
+    let lag = ConsumerLag::default();
     let consumer = consumer(
         args,
         Ctx {
@@ -293,12 +301,14 @@ pub fn run(args: &ArchiveArgs, a: Archiver, stop: CancellationToken) -> Result<S
             runtime: a.runtime.clone(),
             events: events.clone(),
             failure: failure.clone(),
+            lag: lag.clone(),
         },
     )?;
     let mut l = Loop {
         a,
         events,
         failure,
+        lag,
         parts: HashMap::new(),
         summary: Summary::default(),
         last_lag: Instant::now(),
@@ -317,6 +327,7 @@ struct Loop {
     a: Archiver,
     events: Arc<Mutex<Vec<Event>>>,
     failure: Arc<Mutex<Option<anyhow::Error>>>,
+    lag: ConsumerLag,
     parts: HashMap<i32, Partition>,
     summary: Summary,
     last_lag: Instant,
@@ -356,8 +367,8 @@ impl Loop {
                 metrics::messages(self.summary.messages - self.counted);
                 self.counted = self.summary.messages;
                 self.roll_due(c)?;
-                if self.last_lag.elapsed() > Duration::from_secs(10) {
-                    self.report_lag(c);
+                if self.last_lag.elapsed() > Duration::from_secs(1) {
+                    self.report_lag();
                     self.last_lag = Instant::now();
                 }
             }
@@ -627,12 +638,14 @@ impl Loop {
         }
     }
 
-    fn report_lag(&self, c: &Kafka) {
-        for (p, part) in &self.parts {
-            if let Ok((_, high)) =
-                c.fetch_watermarks(&self.a.settings.topic, *p, Duration::from_millis(500))
+    /// Records not yet published: the monitoring commit follows each publish, so librdkafka's
+    /// committed lag is exactly that.
+    fn report_lag(&self) {
+        for ((topic, p), lag) in self.lag.snapshot() {
+            if topic == self.a.settings.topic
+                && let Some(n) = lag.uncommitted
             {
-                metrics::lag(*p, (high - part.next).max(0));
+                metrics::lag(p, n);
             }
         }
     }

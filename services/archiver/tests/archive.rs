@@ -277,6 +277,19 @@ fn archived_rows_read_back_equal_the_records_produced() {
     assert_eq!(metric(&m, "mfagap_archiver_dead_letters_total"), 3.0, "{m}");
     assert!(metric(&m, "mfagap_archiver_files_total") >= 3.0);
     assert!(m.contains("mfagap_archiver_published_position{partition=\"0\"}"));
+    wait_for(
+        &s,
+        Duration::from_secs(20),
+        "no lag once all is published",
+        || {
+            let m = a.metrics();
+            (0..3).all(|p| {
+                m.contains(&format!(
+                    "mfagap_archiver_consumer_lag{{partition=\"{p}\"}} 0\n"
+                ))
+            })
+        },
+    );
     assert!(a.terminate().success(), "{}", s.log_tail());
 
     let rows = mfagap_testkit::read_dataset(&root).unwrap();

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod consumer_lag;
 pub mod deadletter;
 pub mod metrics;
 pub mod offsets;

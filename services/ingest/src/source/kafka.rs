@@ -8,6 +8,7 @@
 
 use super::{Message, Source};
 use crate::connection::ConnectionInfo;
+use crate::consumer_lag::{self, ConsumerLag};
 use crate::secret::{Property, Secret, display_property, scrub};
 use anyhow::{Context, Result, bail};
 use mfagap_core::Source as Origin;
@@ -40,12 +41,18 @@ pub struct KafkaSourceConfig {
     pub properties: Vec<Property>,
 }
 
-/// Notes partitions revoked by a rebalance, for the pipeline to forget.
+/// Notes partitions revoked by a rebalance, for the pipeline to forget, and keeps the lag
+/// librdkafka's statistics report.
 struct Ctx {
     revoked: Arc<Mutex<Vec<String>>>,
+    lag: ConsumerLag,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.lag.update(&statistics);
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -77,6 +84,7 @@ pub struct KafkaSource {
     revoked: Arc<Mutex<Vec<String>>>,
     partitions: HashMap<String, (String, i32)>,
     last: Vec<(String, i64)>,
+    lag: ConsumerLag,
 }
 
 impl KafkaSource {
@@ -142,6 +150,7 @@ impl KafkaSource {
         for p in &config.properties {
             c.set(&p.key, p.value.expose());
         }
+        consumer_lag::enable_statistics(&mut c);
         let shown: Vec<String> = config
             .properties
             .iter()
@@ -149,10 +158,12 @@ impl KafkaSource {
             .collect();
         tracing::info!(%bootstrap, ?topics, group = %config.group, event_hubs = conn.is_some(), properties = ?shown, "Kafka source");
         let revoked = Arc::new(Mutex::new(Vec::new()));
+        let lag = ConsumerLag::default();
         let secrets: Vec<&Secret> = config.connection_string.iter().collect();
         let consumer: StreamConsumer<Ctx> = c
             .create_with_context(Ctx {
                 revoked: revoked.clone(),
+                lag: lag.clone(),
             })
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -169,6 +180,7 @@ impl KafkaSource {
             revoked,
             partitions: HashMap::new(),
             last: Vec::new(),
+            lag,
         })
     }
 
@@ -243,25 +255,11 @@ impl Source for KafkaSource {
     }
 
     fn lag(&mut self) -> Vec<(String, i64)> {
-        let Ok(position) = self.consumer.position() else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for e in position.elements() {
-            let Offset::Offset(pos) = e.offset() else {
-                continue;
-            };
-            if let Ok((_, high)) =
-                self.consumer
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
-            {
-                out.push((
-                    format!("{}/{}", e.topic(), e.partition()),
-                    (high - pos).max(0),
-                ));
-            }
-        }
-        out
+        self.lag
+            .snapshot()
+            .into_iter()
+            .filter_map(|((topic, p), lag)| Some((format!("{topic}/{p}"), lag.unread?)))
+            .collect()
     }
 
     async fn close(&mut self) -> Result<()> {

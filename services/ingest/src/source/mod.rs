@@ -39,7 +39,9 @@ pub trait Source: Send {
         Vec::new()
     }
 
-    /// Messages not yet read, per partition, where the source knows it.
+    /// Messages not yet read, per partition, where the source knows it. Called on every tick
+    /// of the pipeline, so it answers from what the source already knows, never by asking
+    /// the broker.
     fn lag(&mut self) -> Vec<(String, i64)> {
         Vec::new()
     }
