@@ -8,7 +8,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Disk: a cold debug build of the workspace and its tests, plus the tools below, takes about
 # DISK_NEEDED_GB. Say so up front rather than let a build die later on "No space left".
-DISK_NEEDED_GB=12
+DISK_NEEDED_GB=6
 free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1024 / 1024) }')
 if [ "${free_gb:-0}" -lt "$DISK_NEEDED_GB" ] && ! [ -d target/debug ]; then
   say "WARNING: ${free_gb} GB free on $(df -P . | awk 'NR == 2 { print $6 }'); building and testing mfagap needs about ${DISK_NEEDED_GB} GB"
