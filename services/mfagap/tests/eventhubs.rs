@@ -487,6 +487,48 @@ fn a_dropped_connection_is_reopened_and_nothing_is_lost_or_read_twice() {
     assert_eq!(ids(&got), input.all_emits(), "nothing lost");
 }
 
+/// One run of a replica whose first receiver on partition 1 stays attached and silent,
+/// before its first event: it must be found stuck, opened again, and read to the end.
+fn read_past_a_silent_receiver(w: &World, name: &str, expect: f64) {
+    w.double.mute(1, 1);
+    let cs = w.double.emulator_connection_string();
+    let ingest = w.ingest(name, &cs, &["--stall-timeout", "2s"]);
+    wait(
+        Duration::from_secs(60),
+        "every event read despite the silent receiver",
+        &[&ingest],
+        || read(&[&ingest]) >= expect,
+    );
+    let m = ingest.metrics();
+    let log = std::fs::read_to_string(&ingest.log).unwrap();
+    assert!(ingest.terminate().success());
+    assert!(
+        log.contains("partition 1 received nothing for"),
+        "the watchdog named the silent partition:\n{log}"
+    );
+    assert!(metric(&m, "mfagap_ingest_eventhubs_processor_restarts_total") >= 1.0);
+    assert_eq!(metric(&m, "mfagap_ingest_messages_total"), expect);
+}
+
+#[test]
+fn a_receiver_silent_from_its_first_event_is_found_and_opened_again() {
+    let w = World::new(Kind::Noida);
+    let input = generated(4_000, 43, 2, false);
+    // No checkpoint yet: what waits is counted from the start position (earliest).
+    w.append(&input, 0..2_000);
+    read_past_a_silent_receiver(&w, "first", 2_000.0);
+    // From a checkpoint: what waits is counted from it.
+    assert_eq!(
+        w.checkpoints().len(),
+        4,
+        "the first run checkpointed every partition"
+    );
+    w.append(&input, 2_000..4_000);
+    read_past_a_silent_receiver(&w, "second", 2_000.0);
+    let got = output_records(&w.broker, &w.output);
+    assert_eq!(ids(&got), input.all_emits(), "nothing lost");
+}
+
 #[test]
 fn a_wrong_sas_key_is_a_clear_error_naming_the_namespace_without_the_key() {
     let w = World::new(Kind::Noida);

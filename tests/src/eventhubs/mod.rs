@@ -175,6 +175,7 @@ impl EventHubsDouble {
             connections_accepted: Default::default(),
             authorizations_granted: Default::default(),
             authorizations_refused: Default::default(),
+            muted: Default::default(),
         });
         let listener = {
             let _entered = runtime.enter();
@@ -305,6 +306,12 @@ impl EventHubsDouble {
     /// failure would; clients must reconnect.
     pub fn drop_connections(&self) {
         self.hub.drop_connections();
+    }
+
+    /// The next `receivers` receivers attached to `partition` stay attached but never deliver
+    /// anything, with no error: how a receiver left "recovered" onto nothing looks to a client.
+    pub fn mute(&self, partition: usize, receivers: usize) {
+        *server::lock(&self.hub.muted).entry(partition).or_default() += receivers;
     }
 
     /// Client connections open now.

@@ -269,6 +269,9 @@ impl PartitionStream {
     /// Streams events from the start position, waits for appends at the end, and stops when
     /// the client detaches, the connection drops, or a higher epoch steals the partition.
     pub(crate) async fn serve(self, hub: Arc<Hub>, mut link: Sender) {
+        if hub.take_muted(self.partition) {
+            return self.serve_nothing(link).await;
+        }
         let partition = &hub.store.partitions[self.partition];
         let mut length = partition.subscribe();
         let mut next = partition.first_index(&self.start);
@@ -301,6 +304,25 @@ impl PartitionStream {
                         return;
                     }
                 }
+                detached = link.on_detach() => {
+                    answer_detach(link, detached).await;
+                    return;
+                }
+                _ = self.claim.steal.notify.notified() => {}
+            }
+        }
+    }
+}
+
+impl PartitionStream {
+    /// A muted receiver: attached, answering detach and steal, delivering nothing.
+    async fn serve_nothing(self, mut link: Sender) {
+        loop {
+            if let Some(reason) = self.claim.steal.reason() {
+                refuse_sender(link, amqp_error(LinkError::Stolen, reason)).await;
+                return;
+            }
+            tokio::select! {
                 detached = link.on_detach() => {
                     answer_detach(link, detached).await;
                     return;

@@ -47,9 +47,22 @@ pub(crate) struct Hub {
     pub connections_accepted: AtomicU64,
     pub authorizations_granted: AtomicU64,
     pub authorizations_refused: AtomicU64,
+    /// Per partition, how many of the next receivers stay attached but deliver nothing.
+    pub muted: Mutex<HashMap<usize, usize>>,
 }
 
 impl Hub {
+    /// Whether the receiver attaching now to `partition` is one to leave silent.
+    pub(crate) fn take_muted(&self, partition: usize) -> bool {
+        match lock(&self.muted).get_mut(&partition) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Closes every client socket without an AMQP close, as a network failure would.
     pub(crate) fn drop_connections(&self) {
         let connections = std::mem::take(&mut *lock(&self.connections));

@@ -96,6 +96,8 @@ struct Shared {
     /// Each partition's progress, kept across reconnects (not across a loss of ownership): a
     /// partition opened again from its checkpoint skips what the pipeline already has.
     progress: Mutex<HashMap<String, Progress>>,
+    /// Where each partition without a checkpoint starts, as the processor was last told.
+    starts: Mutex<HashMap<String, watchdog::Start>>,
     /// Events waiting per owned partition, as the watchdog last saw them.
     lag: Mutex<HashMap<String, i64>>,
     /// A receiver failed on the connection: open client and processor again.
@@ -376,7 +378,7 @@ async fn supervise(
     while !stop.is_cancelled() {
         let opened = tokio::select! {
             _ = stop.cancelled() => return,
-            o = open(&config, &store, &instance) => o,
+            o = open(&config, &store, &instance, &shared) => o,
         };
         let processor = match opened {
             Ok(p) => p,
@@ -403,6 +405,7 @@ async fn supervise(
             &config.target,
             &instance,
             config.stall_timeout,
+            store.clone(),
         )
         .await
         {
@@ -488,6 +491,7 @@ async fn open(
     config: &EventHubsConfig,
     store: &Arc<BlobCheckpointStore>,
     instance: &str,
+    shared: &Shared,
 ) -> Result<Arc<EventProcessor>> {
     // A missing container or a refused key is a configuration error: find out first.
     store
@@ -514,6 +518,11 @@ async fn open(
         )
     })?;
     let start = start_positions(&client, &properties, config.start).await?;
+    *shared.starts.lock().expect("not poisoned") = start
+        .per_partition
+        .iter()
+        .map(|(id, p)| (id.clone(), watchdog::Start::of(p)))
+        .collect();
     let strategy = match config.balancing {
         Balancing::Balanced => ProcessorStrategy::Balanced,
         Balancing::Greedy => ProcessorStrategy::Greedy,
