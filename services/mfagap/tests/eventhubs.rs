@@ -527,6 +527,33 @@ fn a_receiver_silent_from_its_first_event_is_found_and_opened_again() {
     read_past_a_silent_receiver(&w, "second", 2_000.0);
     let got = output_records(&w.broker, &w.output);
     assert_eq!(ids(&got), input.all_emits(), "nothing lost");
+
+    // Caught up at the checkpoints with nothing new: nothing waits, so nothing is reopened
+    // (counting from the start position instead of the checkpoint would see 4,000 waiting).
+    let idle = w.ingest(
+        "idle",
+        &w.double.emulator_connection_string(),
+        &["--stall-timeout", "2s"],
+    );
+    wait(Duration::from_secs(15), "all four owned", &[&idle], || {
+        idle.owned() == 4.0
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let m = idle.metrics();
+    assert!(idle.terminate().success());
+    assert_eq!(
+        metric(&m, "mfagap_ingest_eventhubs_processor_restarts_total"),
+        0.0,
+        "a caught-up partition is not stuck"
+    );
+    for p in 0..4 {
+        assert!(
+            m.contains(&format!(
+                "mfagap_ingest_consumer_lag{{partition=\"signinlogs/{p}\"}} 0\n"
+            )),
+            "partition {p} reports no lag before its first event:\n{m}"
+        );
+    }
 }
 
 #[test]
