@@ -1,10 +1,11 @@
 //! The rule: which sign-ins succeeded without an MFA challenge, and why.
 //!
-//! This is the only place in mfagap that decides. It follows design.md clause by clause —
-//! scope, succeeded, MFA evidence, emit, reason — and weighs the evidence in the record rather
-//! than trusting `authenticationRequirement` alone, as Microsoft itself advises.
+//! This is the only place in mfagap that decides. It follows the rule as README.md (*The rule*)
+//! states it, clause by clause — scope, succeeded, MFA evidence, emit,
+//! reason — and weighs the evidence in the record rather than trusting
+//! `authenticationRequirement` alone, as Microsoft itself advises.
 //!
-//! Where design.md leaves room, the choices are:
+//! Where the rule leaves room, the choices are:
 //! - an "older record" (evidence rule 5) is one with no `authenticationDetails` steps at all;
 //! - a sign-in whose success cannot be told (no `status.errorCode`, no `resultType`) is not
 //!   guessed at: the caller turns it into a dead letter;
@@ -73,8 +74,10 @@ impl fmt::Display for Reason {
     }
 }
 
-/// The MFA evidence that was found first, in the order of design.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The MFA evidence that was found first, in the order of the rule (README.md, *The
+/// rule*). Each kind has a stable name, used in statistics and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Evidence {
     /// Rule 1: a succeeded step says MFA was completed or satisfied.
     StepCompleted,
@@ -84,8 +87,41 @@ pub enum Evidence {
     StrongMethod,
     /// Rule 4: `authenticationRequirement` is multiFactorAuthentication.
     Requirement,
-    /// Rule 5 (older records): `mfaDetail.authMethod` or `status.additionalDetails`.
-    LegacyDetail,
+    /// Rule 5 (older records, without steps): `mfaDetail.authMethod` is set.
+    MfaDetail,
+    /// Rule 6 (every record): `status.additionalDetails` says MFA was completed or satisfied:
+    /// Azure's own word on the whole sign-in, which real exports give while logging the
+    /// claim step as failed or as a first-factor step.
+    StatusDetail,
+}
+
+impl Evidence {
+    pub const ALL: [Evidence; 6] = [
+        Evidence::StepCompleted,
+        Evidence::StepRequirement,
+        Evidence::StrongMethod,
+        Evidence::Requirement,
+        Evidence::MfaDetail,
+        Evidence::StatusDetail,
+    ];
+
+    /// The name in statistics and in the `evidence` label of metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::StepCompleted => "step_completed",
+            Evidence::StepRequirement => "step_requirement",
+            Evidence::StrongMethod => "strong_method",
+            Evidence::Requirement => "requirement",
+            Evidence::MfaDetail => "mfa_detail",
+            Evidence::StatusDetail => "status_detail",
+        }
+    }
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a record is not classified.
@@ -113,7 +149,7 @@ pub enum Decision<'a> {
     Skipped(Skip),
 }
 
-/// The rule's settings: the two things design.md makes configurable.
+/// The rule's settings: the two things the rule leaves to the operator.
 #[derive(Debug, Clone)]
 pub struct ClassifierConfig {
     /// Classify workload identities too (they have no MFA, so every success is emitted).
@@ -244,7 +280,7 @@ impl Classifier {
     }
 }
 
-/// The evidence rules in design.md's order; the first that holds is the answer.
+/// The evidence rules in their order; the first that holds is the answer.
 fn mfa_evidence(p: &Properties, steps: &[Step]) -> Option<Evidence> {
     let succeeded = || steps.iter().filter(|s| s.succeeded());
     if succeeded().any(|s| says_mfa_done(s.detail())) {
@@ -270,13 +306,18 @@ fn mfa_evidence(p: &Properties, steps: &[Step]) -> Option<Evidence> {
     }
     if steps.is_empty() {
         let method = p.mfa_detail.as_ref().map_or("", |m| text(&m.auth_method));
-        let details = p
-            .status
-            .as_ref()
-            .map_or("", |s| text(&s.additional_details));
-        if !method.trim().is_empty() || says_mfa_done(details) {
-            return Some(Evidence::LegacyDetail);
+        if !method.trim().is_empty() {
+            return Some(Evidence::MfaDetail);
         }
+    }
+    // With or without steps: the status speaks for the whole sign-in. "First factor
+    // requirement satisfied by claim…" does not mention MFA, so it is never evidence.
+    let details = p
+        .status
+        .as_ref()
+        .map_or("", |s| text(&s.additional_details));
+    if says_mfa_done(details) {
+        return Some(Evidence::StatusDetail);
     }
     None
 }

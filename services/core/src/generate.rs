@@ -11,7 +11,7 @@
 //! gives the same bytes.
 
 use crate::category::Category;
-use crate::classify::Reason;
+use crate::classify::{Evidence, Reason};
 use crate::timestamp::Micros;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -89,8 +89,8 @@ pub enum ExpectedOutcome {
         reason: Reason,
         mfa_result: Option<String>,
     },
-    /// Succeeded with MFA evidence.
-    Mfa,
+    /// Succeeded with MFA evidence; the kind the rule must find first.
+    Mfa(Evidence),
     /// Failed or interrupted.
     Failed,
     /// A workload identity: skipped by default; with the flag, emitted as `single_factor` when
@@ -336,6 +336,7 @@ impl Generator {
             client_app: None,
             steps: vec![],
             mfa_detail: None,
+            ca_status: None,
             outcome: ExpectedOutcome::Workload { succeeded },
         };
         let when = Instant::around(rng, self.clock);
@@ -494,6 +495,9 @@ struct Scenario {
     steps: Vec<StepSpec>,
     /// `Some` only on older records without steps.
     mfa_detail: Option<&'static str>,
+    /// `conditionalAccessStatus` when the scenario states it; otherwise it follows the
+    /// applied policies.
+    ca_status: Option<&'static str>,
     outcome: ExpectedOutcome,
 }
 
@@ -602,6 +606,7 @@ fn failed_scenario(rng: &mut ChaCha8Rng) -> Scenario {
             ..PASSWORD
         }],
         mfa_detail: None,
+        ca_status: None,
         outcome: ExpectedOutcome::Failed,
     }
 }
@@ -616,6 +621,7 @@ fn non_mfa_scenario(rng: &mut ChaCha8Rng, category: Category, service_account: b
         client_app: client,
         steps,
         mfa_detail: None,
+        ca_status: None,
         outcome,
     };
     let roll = if service_account {
@@ -665,8 +671,27 @@ fn non_mfa_scenario(rng: &mut ChaCha8Rng, category: Category, service_account: b
             "singleFactorAuthentication",
             emit(Reason::SingleFactor, None),
         ),
+        // A refresh token whose first factor was satisfied by the token, and a status that
+        // says the same: "First factor requirement satisfied…" is never MFA evidence.
+        75..81 => {
+            let detail = "First factor requirement satisfied by claim in the token";
+            let mut s = base(
+                "single_factor_token_status",
+                Some("Mobile Apps and Desktop clients"),
+                vec![StepSpec {
+                    method: "Previously satisfied",
+                    detail: Some(detail),
+                    requirement: "Primary authentication",
+                    succeeded: true,
+                }],
+                "singleFactorAuthentication",
+                emit(Reason::SingleFactor, Some(detail)),
+            );
+            s.additional_details = Some(detail);
+            s
+        }
         // A refresh token whose first factor was satisfied by the token: not MFA.
-        75..90 => base(
+        81..90 => base(
             "single_factor_token",
             Some("Mobile Apps and Desktop clients"),
             vec![StepSpec {
@@ -714,7 +739,7 @@ fn skip_step(detail: &'static str) -> StepSpec {
 
 fn mfa_scenario(rng: &mut ChaCha8Rng, category: Category) -> Scenario {
     let client = pick(rng, &MODERN_CLIENTS);
-    let base = |name, steps, requirement| Scenario {
+    let base = |name, steps, requirement, evidence| Scenario {
         name,
         error_code: 0,
         failure_reason: "Other.",
@@ -723,7 +748,8 @@ fn mfa_scenario(rng: &mut ChaCha8Rng, category: Category) -> Scenario {
         client_app: Some(client),
         steps,
         mfa_detail: None,
-        outcome: ExpectedOutcome::Mfa,
+        ca_status: None,
+        outcome: ExpectedOutcome::Mfa(evidence),
     };
     let interactive = category == Category::SignInLogs;
     match rng.random_range(0..100) {
@@ -750,9 +776,10 @@ fn mfa_scenario(rng: &mut ChaCha8Rng, category: Category) -> Scenario {
                 },
             ],
             "multiFactorAuthentication",
+            Evidence::StepCompleted,
         ),
         // Rule 1: satisfied by a claim — non-interactive refreshes and federated MFA.
-        0..50 => base(
+        0..42 => base(
             "mfa_claim",
             vec![StepSpec {
                 method: "Previously satisfied",
@@ -769,7 +796,43 @@ fn mfa_scenario(rng: &mut ChaCha8Rng, category: Category) -> Scenario {
             }],
             // Microsoft's warning made real: the requirement field says single factor.
             "singleFactorAuthentication",
+            Evidence::StepCompleted,
         ),
+        // Rule 6, as Log Analytics exports write it: the claim step logged as not succeeded
+        // with an empty requirement, and Azure's word on the sign-in in its status.
+        42..46 => {
+            let mut s = base(
+                "mfa_status_claim_failed_step",
+                vec![StepSpec {
+                    method: "Previously satisfied",
+                    detail: Some("MFA requirement satisfied by claim in the token"),
+                    requirement: "MultiConditionalAccess",
+                    succeeded: false,
+                }],
+                "",
+                Evidence::StatusDetail,
+            );
+            s.additional_details = Some("MFA requirement satisfied by claim in the token");
+            s.ca_status = Some("success");
+            s
+        }
+        // Rule 6: the only step speaks of the first factor, the status says the token carried
+        // an MFA claim.
+        46..50 => {
+            let mut s = base(
+                "mfa_status_claim_first_factor_step",
+                vec![StepSpec {
+                    method: "Previously satisfied",
+                    detail: Some("First factor requirement satisfied by claim in the token"),
+                    requirement: "singleFactorAuthentication",
+                    succeeded: true,
+                }],
+                "singleFactorAuthentication",
+                Evidence::StatusDetail,
+            );
+            s.additional_details = Some("MFA requirement satisfied by claim in the token");
+            s
+        }
         // Rule 2: the step's requirement names multifactor, detail silent.
         50..60 => base(
             "mfa_step_requirement",
@@ -790,6 +853,7 @@ fn mfa_scenario(rng: &mut ChaCha8Rng, category: Category) -> Scenario {
                 },
             ],
             "singleFactorAuthentication",
+            Evidence::StepRequirement,
         ),
         // Rule 3: a method that is multifactor by itself.
         60..75 => base(
@@ -810,21 +874,29 @@ fn mfa_scenario(rng: &mut ChaCha8Rng, category: Category) -> Scenario {
                 succeeded: true,
             }],
             "singleFactorAuthentication",
+            Evidence::StrongMethod,
         ),
         // Rule 4: the requirement field alone, no skip.
         75..88 => base(
             "mfa_requirement",
             vec![PASSWORD],
             "multiFactorAuthentication",
+            Evidence::Requirement,
         ),
-        // Rule 5: an older record without steps.
+        // Rules 5 and 6: an older record without steps.
         _ => {
-            let mut s = base("mfa_older", vec![], "singleFactorAuthentication");
+            let mut s = base(
+                "mfa_older",
+                vec![],
+                "singleFactorAuthentication",
+                Evidence::StatusDetail,
+            );
             if rng.random_bool(0.5) {
                 s.mfa_detail = Some(pick(
                     rng,
                     &["PhoneAppNotification", "OneWaySMS", "PhoneAppOTP"],
                 ));
+                s.outcome = ExpectedOutcome::Mfa(Evidence::MfaDetail);
             } else {
                 s.additional_details = Some(pick(
                     rng,
@@ -1283,11 +1355,12 @@ impl RecordWriter<'_> {
         write!(
             out,
             ",\"correlationId\":\"{corr}\",\"conditionalAccessStatus\":\"{}\"",
-            if self.policies.iter().any(|p| p.result == "success") {
-                "success"
-            } else {
-                "notApplied"
-            }
+            s.ca_status
+                .unwrap_or(if self.policies.iter().any(|p| p.result == "success") {
+                    "success"
+                } else {
+                    "notApplied"
+                })
         )
         .expect("Vec");
         out.extend_from_slice(b",\"appliedConditionalAccessPolicies\":[");

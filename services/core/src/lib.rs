@@ -19,7 +19,7 @@ pub mod stats;
 pub mod timestamp;
 
 pub use category::Category;
-pub use classify::{Classifier, ClassifierConfig, Decision, Reason};
+pub use classify::{Classifier, ClassifierConfig, Decision, Evidence, Reason};
 pub use process::{DeadLetter, Output, Processor};
 pub use record::{SignIn, Source};
 pub use stats::Stats;

@@ -106,7 +106,7 @@ impl Processor {
                                 out(Output::DeadLetter(DeadLetter::message(body, e.code(), &e)));
                             }
                         },
-                        Ok(Decision::Mfa(..)) => stats.mfa += 1,
+                        Ok(Decision::Mfa(_, evidence)) => stats.count_mfa(evidence),
                         Ok(Decision::Failed(_)) => stats.failed += 1,
                         Ok(Decision::Skipped(Skip::OtherCategory)) => stats.skipped_other += 1,
                         Ok(Decision::Skipped(Skip::Workload)) => stats.skipped_workload += 1,

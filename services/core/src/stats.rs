@@ -3,7 +3,7 @@
 //! "Never a silent drop" is only checkable if every record lands in exactly one bucket: the
 //! buckets below add up to `records`, and `check` says so (tests and summaries rely on it).
 
-use crate::classify::Reason;
+use crate::classify::{Evidence, Reason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +20,8 @@ pub struct Stats {
     pub emitted: BTreeMap<Reason, u64>,
     /// Succeeded with MFA evidence.
     pub mfa: u64,
+    /// The same, per kind of evidence found first; adds up to `mfa`.
+    pub mfa_by_evidence: BTreeMap<Evidence, u64>,
     /// Did not succeed (errors, interrupts).
     pub failed: u64,
     /// Categories outside the sign-in logs.
@@ -62,6 +64,11 @@ impl Stats {
             .or_default() += 1;
     }
 
+    pub fn count_mfa(&mut self, evidence: Evidence) {
+        self.mfa += 1;
+        *self.mfa_by_evidence.entry(evidence).or_default() += 1;
+    }
+
     pub fn count_emitted(&mut self, reason: Reason) {
         *self.emitted.entry(reason).or_default() += 1;
     }
@@ -85,6 +92,9 @@ impl Stats {
             *self.emitted.entry(*k).or_default() += v;
         }
         self.mfa += o.mfa;
+        for (k, v) in &o.mfa_by_evidence {
+            *self.mfa_by_evidence.entry(*k).or_default() += v;
+        }
         self.failed += o.failed;
         self.skipped_other += o.skipped_other;
         self.skipped_workload += o.skipped_workload;
@@ -133,6 +143,9 @@ impl fmt::Display for Stats {
             )?;
         }
         writeln!(f, "with MFA       {}", self.mfa)?;
+        for (e, n) in &self.mfa_by_evidence {
+            writeln!(f, "  {:<36} {n}", e.as_str())?;
+        }
         writeln!(f, "failed         {}", self.failed)?;
         writeln!(
             f,

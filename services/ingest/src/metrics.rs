@@ -14,6 +14,7 @@ pub const MESSAGES: &str = "mfagap_ingest_messages_total";
 pub const RECORDS: &str = "mfagap_ingest_records_total";
 pub const OUTCOMES: &str = "mfagap_ingest_record_outcomes_total";
 pub const EMITTED: &str = "mfagap_ingest_emitted_total";
+pub const MFA: &str = "mfagap_ingest_mfa_total";
 pub const DEAD_LETTERS: &str = "mfagap_ingest_dead_letters_total";
 pub const DUPLICATES: &str = "mfagap_ingest_duplicates_suppressed_total";
 pub const PRODUCE_LATENCY: &str = "mfagap_ingest_produce_latency_seconds";
@@ -59,6 +60,9 @@ pub fn record_stats(s: &Stats) {
     for (reason, n) in &s.emitted {
         counter!(EMITTED, "reason" => reason.as_str()).increment(*n);
         counter!(OUTCOMES, "outcome" => "emitted").increment(*n);
+    }
+    for (evidence, n) in &s.mfa_by_evidence {
+        counter!(MFA, "evidence" => evidence.as_str()).increment(*n);
     }
     let outcomes = [
         ("mfa", s.mfa),

@@ -459,19 +459,14 @@ fn rule_5_applies_to_older_records_without_steps() {
             json!({"authMethod": "PhoneAppNotification", "authDetail": "+X XXXXXXXX12"}),
         );
     });
-    assert_eq!(evidence(&r), Evidence::LegacyDetail);
-    let r = older(|v| {
-        v["properties"]["status"]["additionalDetails"] = json!("MFA completed in Azure AD");
-    });
-    assert_eq!(evidence(&r), Evidence::LegacyDetail);
+    assert_eq!(evidence(&r), Evidence::MfaDetail);
     let r = older(|v| {
         props(v).insert("authenticationDetails".into(), json!([]));
-        v["properties"]["status"]["additionalDetails"] =
-            json!("MFA requirement satisfied by claim in the token");
+        props(v).insert("mfaDetail".into(), json!({"authMethod": "OneWaySMS"}));
     });
     assert_eq!(
         evidence(&r),
-        Evidence::LegacyDetail,
+        Evidence::MfaDetail,
         "an empty list is an older record too"
     );
     let r = older(|v| {
@@ -504,6 +499,123 @@ fn rule_5_is_ignored_when_the_record_has_steps() {
         );
     });
     assert_eq!(emitted(&r).0, Reason::SingleFactor);
+}
+
+#[test]
+fn rule_6_the_status_saying_mfa_was_done_is_evidence_with_or_without_steps() {
+    for detail in [
+        "MFA requirement satisfied by claim in the token",
+        "MFA completed in Azure AD",
+        "MFA successfully completed",
+        "MFA requirement satisfied by claim provided by external provider",
+    ] {
+        let with_steps = with(base(), |v| {
+            v["properties"]["status"]["additionalDetails"] = json!(detail);
+        });
+        assert_eq!(evidence(&with_steps), Evidence::StatusDetail, "{detail}");
+        let older = with(base(), |v| {
+            props(v).remove("authenticationDetails");
+            v["properties"]["status"]["additionalDetails"] = json!(detail);
+        });
+        assert_eq!(evidence(&older), Evidence::StatusDetail, "{detail}");
+    }
+}
+
+/// A Log Analytics export (2020 and later): the claim step logged as not succeeded with an
+/// empty requirement, the sign-in's status saying MFA was satisfied.
+#[test]
+fn golden_a_claim_step_logged_as_failed_with_mfa_satisfied_in_the_status_is_mfa() {
+    let r = with(base(), |v| {
+        props(v).insert("authenticationRequirement".into(), json!(""));
+        props(v).insert("conditionalAccessStatus".into(), json!("success"));
+        v["properties"]["status"] = json!({
+            "errorCode": 0,
+            "additionalDetails": "MFA requirement satisfied by claim in the token"
+        });
+        steps(vec![json!({
+            "succeeded": false,
+            "authenticationStepResultDetail": "MFA requirement satisfied by claim in the token",
+            "authenticationStepRequirement": "MultiConditionalAccess"
+        })])(v);
+    });
+    assert_eq!(evidence(&r), Evidence::StatusDetail);
+}
+
+/// A step that speaks of the first factor only, while the status says the token carried an
+/// MFA claim.
+#[test]
+fn golden_a_first_factor_step_with_mfa_satisfied_in_the_status_is_mfa() {
+    let r = with(base(), |v| {
+        props(v).insert(
+            "clientAppUsed".into(),
+            json!("Mobile Apps and Desktop clients"),
+        );
+        v["properties"]["status"]["additionalDetails"] =
+            json!("MFA requirement satisfied by claim in the token");
+        steps(vec![step(
+            "Previously satisfied",
+            json!(true),
+            "First factor requirement satisfied by claim in the token",
+            "singleFactorAuthentication",
+        )])(v);
+    });
+    assert_eq!(evidence(&r), Evidence::StatusDetail);
+}
+
+/// The trap: the status that speaks of the first factor only is no evidence, wherever it
+/// appears, and is what the emitted record's `mfaResult` carries.
+#[test]
+fn golden_first_factor_satisfied_by_claim_in_the_status_is_never_evidence() {
+    let first = "First factor requirement satisfied by claim in the token";
+    let with_step = with(base(), |v| {
+        v["properties"]["status"]["additionalDetails"] = json!(first);
+        steps(vec![step(
+            "Previously satisfied",
+            json!(true),
+            first,
+            "singleFactorAuthentication",
+        )])(v);
+    });
+    assert_eq!(
+        emitted(&with_step),
+        (Reason::SingleFactor, Some(first.into()))
+    );
+    let without_steps = with(base(), |v| {
+        props(v).remove("authenticationDetails");
+        v["properties"]["status"]["additionalDetails"] = json!(first);
+    });
+    assert_eq!(
+        emitted(&without_steps),
+        (Reason::SingleFactor, Some(first.into()))
+    );
+    let failed_step = with(base(), |v| {
+        props(v).insert("authenticationRequirement".into(), json!(""));
+        v["properties"]["status"]["additionalDetails"] = json!(first);
+        steps(vec![step(
+            "",
+            json!(false),
+            first,
+            "MultiConditionalAccess",
+        )])(v);
+    });
+    assert_eq!(
+        emitted(&failed_step),
+        (Reason::SingleFactor, Some(first.into()))
+    );
+}
+
+#[test]
+fn a_status_that_mfa_was_skipped_or_only_required_is_no_evidence() {
+    for detail in [
+        "MFA requirement skipped due to remembered device",
+        "MFA required in Azure AD",
+        "MFA denied; user declined the authentication",
+    ] {
+        let r = with(base(), |v| {
+            v["properties"]["status"]["additionalDetails"] = json!(detail);
+        });
+        assert_eq!(emitted(&r).0, Reason::SingleFactor, "{detail}");
+    }
 }
 
 // --- emit and reason -----------------------------------------------------------------------
@@ -651,15 +763,14 @@ fn non_interactive_refresh_token_without_evidence_is_single_factor() {
 fn mfa_result_falls_back_to_additional_details() {
     let r = with(base(), |v| {
         v["properties"]["status"]["additionalDetails"] =
-            json!("MFA requirement satisfied by claim in the token");
+            json!("First factor requirement satisfied by claim in the token");
     });
     assert_eq!(
         emitted(&r),
         (
             Reason::SingleFactor,
-            Some("MFA requirement satisfied by claim in the token".into())
-        ),
-        "a claim mentioned only in additionalDetails of a record with steps is not evidence"
+            Some("First factor requirement satisfied by claim in the token".into())
+        )
     );
 }
 

@@ -117,7 +117,7 @@ fn the_classifier_agrees_with_the_truth_of_every_generated_record() {
     for m in generator(11).take_expected(2000) {
         for e in m {
             match e.outcome {
-                ExpectedOutcome::Mfa => expect.mfa += 1,
+                ExpectedOutcome::Mfa(evidence) => expect.count_mfa(evidence),
                 ExpectedOutcome::Failed => expect.failed += 1,
                 ExpectedOutcome::Workload { .. } => expect.skipped_workload += 1,
                 ExpectedOutcome::OtherCategory => expect.skipped_other += 1,
@@ -126,6 +126,15 @@ fn the_classifier_agrees_with_the_truth_of_every_generated_record() {
         }
     }
     assert_eq!(stats.mfa, expect.mfa);
+    assert_eq!(
+        stats.mfa_by_evidence, expect.mfa_by_evidence,
+        "each MFA sign-in is recognised by the evidence its scenario gives"
+    );
+    assert_eq!(
+        stats.mfa_by_evidence.keys().copied().collect::<Vec<_>>(),
+        crate::classify::Evidence::ALL.to_vec(),
+        "every kind of evidence is generated"
+    );
     assert_eq!(stats.failed, expect.failed);
     assert_eq!(stats.skipped_workload, expect.skipped_workload);
     assert_eq!(stats.skipped_other, expect.skipped_other);
@@ -135,9 +144,12 @@ fn the_classifier_agrees_with_the_truth_of_every_generated_record() {
         "mfa_skipped",
         "single_factor_password",
         "single_factor_token",
+        "single_factor_token_status",
         "single_factor_older",
         "mfa_completed",
         "mfa_claim",
+        "mfa_status_claim_failed_step",
+        "mfa_status_claim_first_factor_step",
         "mfa_step_requirement",
         "mfa_strong_method",
         "mfa_requirement",
