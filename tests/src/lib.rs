@@ -16,6 +16,7 @@
 pub mod azurite;
 pub mod dataset;
 pub mod eventhubs;
+pub mod process;
 pub mod python;
 pub mod s3;
 
@@ -422,7 +423,7 @@ impl Input {
 /// `messages` generated message bodies of up to `max_records` records each, with malformed
 /// messages and records, and repeated records when `duplicates` is set.
 pub fn generated(messages: u64, seed: u64, max_records: usize, duplicates: bool) -> Input {
-    use mfagap_core::generate::{ExpectedOutcome, Generator, GeneratorConfig};
+    use mfagap_generate::{ExpectedOutcome, Generator, GeneratorConfig};
     let mut g = Generator::new(GeneratorConfig {
         seed,
         max_records,
@@ -449,7 +450,7 @@ pub fn generated(messages: u64, seed: u64, max_records: usize, duplicates: bool)
 /// `n` output records as the ingest service writes them (JSON), ids `{prefix}0…` so that
 /// "each record once" is checkable, from generated sign-ins spread over days and hours.
 pub fn output_records(n: usize, seed: u64, prefix: &str) -> Vec<Vec<u8>> {
-    let mut g = mfagap_core::generate::Generator::new(mfagap_core::generate::GeneratorConfig {
+    let mut g = mfagap_generate::Generator::new(mfagap_generate::GeneratorConfig {
         seed,
         malformed_share: 0.0,
         bad_record_share: 0.0,

@@ -66,7 +66,7 @@ fn run(broker: &Broker, topic: &str, n: usize, input_bytes: u64, label: &str, ex
     };
     // Reaped by `wait4` below, which also returns its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = cmd
+    let mut child = cmd
         .args(["--bootstrap", &broker.bootstrap, "--topic", topic])
         .args(["--group", &unique("bench"), "--listen", &addr])
         .args(["--dead-letter-topic", &unique("bench-dl")])
@@ -111,19 +111,16 @@ fn run(broker: &Broker, topic: &str, n: usize, input_bytes: u64, label: &str, ex
         assert!(started.elapsed() < Duration::from_secs(600), "too slow");
         std::thread::sleep(Duration::from_millis(20));
     }
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    mfagap_testkit::process::signal(child.id(), mfagap_testkit::process::SIGTERM);
     // Until it exits (a zombie has no memory left to report).
     while let Some(h) = vm_hwm(pid) {
         peak = peak.max(h);
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let ended = mfagap_testkit::process::wait_with_usage(&mut child);
     let wall = started.elapsed().as_secs_f64();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
+    assert_eq!(ended.code, Some(0), "{ended:?}");
+    let cpu = ended.cpu_secs;
     let mut sizes = Vec::new();
     files(dir.path(), &mut sizes);
     let rows = mfagap_testkit::read_dataset(dir.path())

@@ -11,21 +11,19 @@
 //! committed offsets are written after each publish, for lag monitoring only.
 
 use crate::commit::{self, Outcome, Unit};
-use crate::config::ArchiveArgs;
+use crate::config::{ArchiveArgs, ArchiveSettings};
 use crate::deadletter;
 use crate::layout::{self, Hour, Range, StartPosition};
 use crate::metrics;
 use crate::storage::Store;
 use crate::writer::{FileSettings, HourBuffer};
 use anyhow::{Context, Result, bail};
-use mfagap_ingest::consumer_lag::{self, ConsumerLag};
-use mfagap_ingest::secret::{display_property, scrub};
-use mfagap_ingest::server::Readiness;
-use mfagap_ingest::sink::KafkaSink;
+use mfagap_runtime::kafka::{ConsumerLag, KafkaConfig, Producer};
+use mfagap_runtime::{Backoff, Readiness};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,18 +34,25 @@ use tokio_util::sync::CancellationToken;
 /// What happened in one run, for the log line at the end and for `mfagap run`'s summary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Kafka records read.
     pub messages: u64,
+    /// Rows published to Parquet.
     pub rows: u64,
+    /// Parquet files published.
     pub files: u64,
+    /// Bytes of Parquet published.
     pub bytes: u64,
+    /// Records that were not output records, sent to the dead-letter topic.
     pub dead_letters: u64,
+    /// Units dropped because another replica committed their offsets first.
     pub fenced: u64,
 }
 
 /// What the loop needs besides the consumer.
-pub struct Archiver {
+pub(crate) struct Archiver {
     pub store: Store,
-    pub sink: KafkaSink,
+    /// The dead-letter producer.
+    pub sink: Producer,
     pub runtime: Handle,
     pub ready: Readiness,
     pub settings: Settings,
@@ -206,7 +211,7 @@ struct Partition {
     first: Option<i64>,
     files: BTreeMap<Hour, HourBuffer>,
     rows: u64,
-    dead_letters: Vec<JoinHandle<bool>>,
+    dead_letters: Vec<JoinHandle<Result<(), mfagap_runtime::Error>>>,
     opened: Option<Instant>,
 }
 
@@ -239,10 +244,9 @@ impl Partition {
 }
 
 /// Builds the consumer: eager rebalances, no automatic commits, explicit start offsets.
-fn consumer(args: &ArchiveArgs, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &args.bootstrap)
-        .set("group.id", &args.group)
+fn consumer(args: &ArchiveSettings, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
+    let mut c = KafkaConfig::new("Kafka consumer", &args.bootstrap);
+    c.set("group.id", &args.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
@@ -256,11 +260,8 @@ fn consumer(args: &ArchiveArgs, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
         // ahead of the encoder while memory stays a small multiple of the partition count.
         .set("queued.max.messages.kbytes", "8192")
         .set("queued.min.messages", "10000")
-        .set("socket.keepalive.enable", "true");
-    for p in &args.kafka_properties {
-        c.set(&p.key, p.value.expose());
-    }
-    consumer_lag::enable_statistics(&mut c);
+        .set("socket.keepalive.enable", "true")
+        .operator(&args.kafka_properties);
     // The resume logic assumes eager rebalances: revoke everything, then assign.
     if c.get("partition.assignment.strategy")
         .is_some_and(|s| s.contains("cooperative"))
@@ -268,27 +269,18 @@ fn consumer(args: &ArchiveArgs, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
         tracing::warn!("the archiver uses eager rebalancing; ignoring the cooperative strategy");
     }
     c.set("partition.assignment.strategy", "range,roundrobin");
-    let shown: Vec<String> = args
-        .kafka_properties
-        .iter()
-        .map(|p| display_property(&p.key, p.value.expose()))
-        .collect();
-    tracing::info!(bootstrap = %args.bootstrap, topic = %args.topic, group = %args.group, properties = ?shown, "Kafka consumer");
-    let consumer: BaseConsumer<Ctx> = c.create_with_context(ctx).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create the Kafka consumer (check -X properties): {}",
-            scrub(&e.to_string(), &args.kafka_properties, &[])
-        )
-    })?;
+    let topic = args.archive.topic.as_str();
+    tracing::info!(topic, group = %args.group, "archiver topic");
+    let consumer: BaseConsumer<Ctx> = c.create(ctx)?;
     consumer
-        .subscribe(&[args.topic.as_str()])
+        .subscribe(&[topic])
         .context("cannot subscribe to the topic")?;
     Ok(consumer)
 }
 
 /// The loop; returns when `stop` is cancelled (after publishing what it holds) or on an error
 /// it cannot get past.
-pub fn run(args: &ArchiveArgs, a: Archiver, stop: CancellationToken) -> Result<Summary> {
+pub(crate) fn run(args: &ArchiveSettings, a: Archiver, stop: CancellationToken) -> Result<Summary> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let failure = Arc::new(Mutex::new(None));
     let lag = ConsumerLag::default();
@@ -544,10 +536,10 @@ impl Loop {
                 .runtime
                 .block_on(h)
                 .context("a dead-letter delivery task failed")?;
-            if !delivered {
-                bail!(
-                    "the dead-letter producer failed for good; nothing of this unit is committed"
-                );
+            if let Err(e) = delivered {
+                return Err(anyhow::Error::new(e).context(
+                    "the dead-letter producer failed; nothing of this unit is committed",
+                ));
             }
         }
         let unit = Unit {
@@ -557,7 +549,7 @@ impl Loop {
             files: encoded,
             dead_letters,
         };
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let outcome = loop {
             let attempt = self.a.runtime.block_on(commit::publish(
                 &self.a.store,
@@ -570,12 +562,12 @@ impl Loop {
                 Err(e) => {
                     metrics::retry();
                     self.a.ready.set(false);
-                    tracing::warn!(error = %format!("{e:#}"), partition = p, retry_in = ?backoff, "publish failed; retrying");
-                    if deadline.is_some_and(|d| Instant::now() + backoff > d) {
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %format!("{e:#}"), partition = p, retry_in = ?wait, "publish failed; retrying");
+                    if deadline.is_some_and(|d| Instant::now() + wait > d) {
                         bail!("cannot publish before the grace period ends: {e:#}");
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    std::thread::sleep(wait);
                 }
             }
         };

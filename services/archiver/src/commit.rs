@@ -46,7 +46,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Commit records of a partition always kept, however old.
-pub const KEEP_COMMITS: usize = 1000;
+pub(crate) const KEEP_COMMITS: usize = 1000;
 const KEEP_YOUNGER_THAN: Duration = Duration::from_secs(24 * 3600);
 
 /// Fault injection for the crash tests: `MFAGAP_ARCHIVER_FAULT=<point>:<n>` aborts the process
@@ -73,7 +73,7 @@ fn fault(point: &str) {
 
 /// A unit ready to publish.
 #[derive(Debug)]
-pub struct Unit {
+pub(crate) struct Unit {
     pub topic: String,
     pub partition: i32,
     pub range: Range,
@@ -82,17 +82,17 @@ pub struct Unit {
 }
 
 impl Unit {
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
     }
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.data.len() as u64).sum()
     }
 }
 
 /// How a publish ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The unit is part of the dataset; the partition resumes at `commit.next()`.
     Committed(Commit),
     /// Another writer committed from this offset first (or this one took too long): the unit
@@ -102,7 +102,7 @@ pub enum Outcome {
 
 /// Where a partition stands after recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// The offset to resume from; `None` when nothing of the partition was ever committed.
     pub resume: Option<i64>,
     /// Staged files rolled forward to their published names.
@@ -112,7 +112,7 @@ pub struct Recovered {
 }
 
 /// Publishes the unit (steps 1, 3 and 4 of the design note; the caller did step 2).
-pub async fn publish(
+pub(crate) async fn publish(
     store: &Store,
     unit: &Unit,
     writer: &str,
@@ -224,7 +224,7 @@ async fn roll_forward(
 
 /// Derives a partition's resume offset from its commit records and completes or cleans what
 /// a crashed writer left (see the design note).
-pub async fn recover(
+pub(crate) async fn recover(
     store: &Store,
     topic: &str,
     partition: i32,

@@ -5,13 +5,14 @@
 //! mean the same thing in both, so one environment configures a whole pipeline; names that
 //! would differ carry `ARCHIVER`.
 
+use crate::archive::Settings;
 use crate::layout::StartPosition;
-use mfagap_ingest::config::LogFormat;
-use mfagap_ingest::secret::Property;
+use mfagap_runtime::{LogFormat, Property};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Every flag of the archiver.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ArchiveArgs {
     /// A TOML file of settings (keys as the long flags, e.g. `data = "s3://bucket/signins"`);
@@ -150,9 +151,44 @@ pub struct ArchiveArgs {
     pub log: String,
 }
 
+/// Everything the archiver runs on, checked: what [`crate::run`] takes (the library never
+/// sees clap).
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// Kafka bootstrap servers of the topic and of the dead-letter topic.
+    pub bootstrap: String,
+    /// Consumer group of the archiver replicas.
+    pub group: String,
+    /// librdkafka properties of the consumer and the dead-letter producer.
+    pub kafka_properties: Vec<Property>,
+    /// Root of the dataset: a directory or an object-store URL.
+    pub data: String,
+    /// Object storage options.
+    pub storage_options: Vec<Property>,
+    /// Address of `/metrics` and the health endpoints (port 0: any free port).
+    pub listen: SocketAddr,
+    /// What to read and how to roll and publish.
+    pub archive: Settings,
+}
+
+impl ArchiveArgs {
+    /// The settings, checked; an error names the flag to fix.
+    pub fn settings(&self) -> anyhow::Result<ArchiveSettings> {
+        Ok(ArchiveSettings {
+            bootstrap: self.bootstrap.clone(),
+            group: self.group.clone(),
+            kafka_properties: self.kafka_properties.clone(),
+            data: self.data.clone(),
+            storage_options: self.storage_options.clone(),
+            listen: self.listen,
+            archive: Settings::from_args(self)?,
+        })
+    }
+}
+
 /// The environment variable of an archiver flag, by its long name (for the config file).
 pub fn env_of(key: &str) -> Option<String> {
-    mfagap_ingest::config::env_of_flag::<ArchiveArgs>(key)
+    mfagap_runtime::config::env_of_flag::<ArchiveArgs>(key)
 }
 
 /// A size in bytes: `1000`, `64KB`, `128MiB`, `1GiB` (units are case-insensitive).

@@ -6,18 +6,18 @@
 
 use mfagap_core::SignIn;
 use mfagap_core::record::SCHEMA_VERSION;
-use mfagap_ingest::sink::OutRecord;
+use mfagap_runtime::kafka::OutRecord;
 
 /// Why a value was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// `empty`, `not_json`, `not_a_record` or `schema_version`.
     pub reason: &'static str,
     pub detail: String,
 }
 
 /// Reads a Kafka value as an output record, or says why it is not one.
-pub fn parse<'a>(
+pub(crate) fn parse<'a>(
     payload: Option<&'a [u8]>,
     schema_version: Option<&[u8]>,
 ) -> Result<SignIn<'a>, Refusal> {
@@ -53,7 +53,7 @@ pub fn parse<'a>(
 }
 
 /// The dead letter of a refused value.
-pub fn record(
+pub(crate) fn record(
     topic: &str,
     refusal: &Refusal,
     key: Option<&[u8]>,
@@ -80,7 +80,7 @@ mod tests {
     use super::*;
 
     fn valid() -> Vec<u8> {
-        let mut g = mfagap_core::generate::Generator::new(Default::default());
+        let mut g = mfagap_generate::Generator::new(Default::default());
         let p = mfagap_core::Processor::default();
         let mut stats = mfagap_core::Stats::default();
         loop {

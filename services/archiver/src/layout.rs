@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 /// Where a partition starts when nothing of it has been published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StartPosition {
+    /// The oldest record the topic retains.
     Earliest,
+    /// Only records produced from now on.
     Latest,
 }
 
@@ -47,7 +49,9 @@ pub fn hive_dir(hour: Hour) -> String {
 /// Kafka coordinates of a run of records: one partition, offsets `first..=last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
+    /// The first offset, included.
     pub first: i64,
+    /// The last offset, included.
     pub last: i64,
 }
 
@@ -91,9 +95,13 @@ pub fn staged_file(topic: &str, partition: i32, unit: Range, writer: &str, hour:
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommittedFile {
+    /// The staged name, under `_mfagap/staging/`: recovery moves it if it is still there.
     pub staged: String,
+    /// The published name, under `date=…/hour=…/`.
     pub path: String,
+    /// Rows in the file.
     pub rows: u64,
+    /// The file's size.
     pub bytes: u64,
 }
 
@@ -102,13 +110,21 @@ pub struct CommittedFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Commit {
+    /// The Kafka topic read.
     pub topic: String,
+    /// The Kafka partition read.
     pub partition: i32,
+    /// The unit's first offset: the commit record's name, and the claim on it.
     pub first: i64,
+    /// The unit's last offset; the partition resumes after it.
     pub last: i64,
+    /// The unit's Parquet files, one per hour of `createdDateTime`.
     pub files: Vec<CommittedFile>,
+    /// Records of the unit sent to the dead-letter topic instead.
     pub dead_letters: u64,
+    /// The process that committed it (host, pid, random suffix), to tell replicas apart.
     pub writer: String,
+    /// When it was committed (RFC 3339, UTC), for operators.
     pub committed_at: String,
 }
 

@@ -1,61 +1,73 @@
 //! The archiver service: the sign-ins without MFA from Kafka to a Parquet dataset, exactly once.
 //!
-//! A consumer group reads the ingest service's topic (`archive`); each partition's records
-//! become Arrow batches of the shared schema and Parquet files (`writer`), laid out by hour
-//! (`layout`), published by the protocol in `commit` on a local directory or object storage
-//! (`storage`). Values that are not output records become dead letters (`deadletter`).
-//! Settings, metrics and health sit beside them (`config`, `metrics`), as in the ingest service.
+//! The map of the crate, in the order a record travels:
+//! - `archive`: the consumer loop — consume, buffer per partition, roll, follow rebalances;
+//! - [`writer`]: a partition's rows as Arrow batches of the shared schema, then Parquet files;
+//! - [`layout`]: where every file lives (hour partitions, commit records, staging) — the
+//!   dataset's public shape, which `mfagap report` reads too;
+//! - `commit`: the exactly-once publish protocol and its crash points;
+//! - [`storage`]: a local directory or object storage behind five operations;
+//! - `deadletter`: values that are not output records, with the reason;
+//! - [`config`]: the flags and the [`ArchiveSettings`] they become; [`metrics`]: every series.
+//!
+//! It depends on `mfagap-core` (the record, its Arrow schema) and `mfagap-runtime` (settings,
+//! logging, signals, `/metrics` and health, Kafka clients) only. ARCHITECTURE.md draws the
+//! whole path.
 
-pub mod archive;
-pub mod commit;
+#![warn(missing_docs)]
+
+mod archive;
+mod commit;
 pub mod config;
-pub mod deadletter;
+mod deadletter;
 pub mod layout;
 pub mod metrics;
 pub mod storage;
 pub mod writer;
 
 pub use archive::Summary;
-pub use config::ArchiveArgs;
+pub use config::{ArchiveArgs, ArchiveSettings};
+pub use layout::StartPosition;
 
 use anyhow::{Context, Result};
-use mfagap_ingest::server::{self, Readiness};
-use mfagap_ingest::sink::{KafkaSink, SinkConfig};
+use mfagap_runtime::kafka::{Producer, ProducerSettings};
+use mfagap_runtime::{Readiness, server};
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the service until `stop` is cancelled, then publishes what it holds.
-pub async fn run(args: ArchiveArgs, stop: CancellationToken) -> Result<Summary> {
-    let handle = mfagap_ingest::metrics::install();
+pub async fn run(settings: ArchiveSettings, stop: CancellationToken) -> Result<Summary> {
+    let handle = mfagap_runtime::metrics::install();
     let ready = Readiness::default();
-    let addr = server::serve(args.listen, handle, ready.clone(), stop.child_token()).await?;
+    let addr = server::serve(settings.listen, handle, ready.clone(), stop.child_token()).await?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");
 
-    let store = storage::Store::open(&args.data, &args.storage_options)?;
+    let store = storage::Store::open(&settings.data, &settings.storage_options)?;
     store
         .list(&object_store::path::Path::from("_mfagap/commits"))
         .await
         .context("cannot reach the dataset storage")?;
     tracing::info!(data = %store.location, "dataset");
-    let sink = KafkaSink::new(
-        &SinkConfig {
-            bootstrap: args.bootstrap.clone(),
+    let sink = Producer::new(
+        &ProducerSettings {
+            bootstrap: settings.bootstrap.clone(),
             compression: "zstd".into(),
-            properties: args.kafka_properties.clone(),
+            properties: settings.kafka_properties.clone(),
         },
+        "dead-letter producer",
+        metrics::PREFIX,
         ready.clone(),
     )?;
-    let settings = archive::Settings::from_args(&args)?;
     let archiver = archive::Archiver {
         store,
         sink: sink.clone(),
         runtime: tokio::runtime::Handle::current(),
         ready,
-        settings,
+        settings: settings.archive.clone(),
     };
     let loop_stop = stop.clone();
-    let summary = tokio::task::spawn_blocking(move || archive::run(&args, archiver, loop_stop))
+    let summary = tokio::task::spawn_blocking(move || archive::run(&settings, archiver, loop_stop))
         .await
         .context("the archiver loop panicked")?;
     let _ = tokio::task::spawn_blocking(move || sink.flush(Duration::from_secs(10))).await;
@@ -72,35 +84,24 @@ pub async fn run(args: ArchiveArgs, stop: CancellationToken) -> Result<Summary> 
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator thresholds; called before other threads start.
+    #[allow(unsafe_code)]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
 
-/// Sets up logging, signals and the runtime, runs the service, and turns the outcome into an
-/// exit status: 0 after a graceful stop, 1 on an error.
+/// The service as its binary runs it: settings checked, logging, signals and the runtime
+/// around [`run`], and the exit status (0 after a graceful stop, 1 on an error).
 pub fn main_with(args: ArchiveArgs) -> ExitCode {
     keep_freed_memory();
-    mfagap_ingest::init_logging(args.log_format, &args.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mfagap-archiver: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        let stop = CancellationToken::new();
-        tokio::spawn(mfagap_ingest::stop_on_signal(stop.clone()));
-        run(args, stop).await
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(s) => {
+    let (format, log) = (args.log_format, args.log.clone());
+    mfagap_runtime::service::main_with(
+        "mfagap-archiver",
+        format,
+        &log,
+        |stop| async move { run(args.settings()?, stop).await },
+        |s: &Summary| {
             tracing::info!(
                 messages = s.messages,
                 rows = s.rows,
@@ -110,12 +111,6 @@ pub fn main_with(args: ArchiveArgs) -> ExitCode {
                 fenced = s.fenced,
                 "stopped"
             );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("mfagap-archiver: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        },
+    )
 }

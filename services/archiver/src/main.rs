@@ -14,7 +14,7 @@ struct Cli {
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
     if let Err(e) =
-        mfagap_ingest::config::apply_config_file_with(&argv, &mfagap_archiver::config::env_of)
+        mfagap_runtime::config::apply_config_file_with(&argv, &mfagap_archiver::config::env_of)
     {
         eprintln!("mfagap-archiver: {e:#}");
         return ExitCode::from(2);

@@ -17,7 +17,7 @@
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use mfagap_ingest::secret::Property;
+use mfagap_runtime::Property;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::local::LocalFileSystem;

@@ -41,6 +41,8 @@ pub struct FileSettings {
 }
 
 impl FileSettings {
+    /// ZSTD at `zstd_level`, row groups of at most `row_group_rows`; an error names a level
+    /// ZSTD does not have.
     pub fn new(zstd_level: i32, row_group_rows: usize) -> Result<FileSettings> {
         let mut b = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
@@ -67,6 +69,7 @@ impl FileSettings {
 /// partition at once would cost far more memory than the rows themselves. Buffered as Arrow,
 /// what a unit costs is its rows' size, counted exactly, which `--max-buffered` bounds.
 pub struct HourBuffer {
+    /// The hour of `createdDateTime` every row shares: the file's `date=`/`hour=` directory.
     pub hour: Hour,
     rows: u64,
     offsets: Option<Range>,
@@ -81,14 +84,18 @@ pub struct HourBuffer {
 /// An encoded file, ready to stage.
 #[derive(Debug, Clone)]
 pub struct EncodedFile {
+    /// The hour its rows belong to.
     pub hour: Hour,
+    /// Rows in the file.
     pub rows: u64,
     /// First and last Kafka offsets of its rows.
     pub offsets: Range,
+    /// The Parquet file itself.
     pub data: Bytes,
 }
 
 impl HourBuffer {
+    /// An empty buffer for one hour.
     pub fn new(hour: Hour) -> HourBuffer {
         HourBuffer {
             hour,
@@ -133,6 +140,7 @@ impl HourBuffer {
         Ok(())
     }
 
+    /// Rows appended so far.
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -177,7 +185,7 @@ mod tests {
     use parquet::basic::Encoding;
 
     fn records(n: usize) -> Vec<SignIn<'static>> {
-        let mut g = mfagap_core::generate::Generator::new(mfagap_core::generate::GeneratorConfig {
+        let mut g = mfagap_generate::Generator::new(mfagap_generate::GeneratorConfig {
             seed: 11,
             ..Default::default()
         });

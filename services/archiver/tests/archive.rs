@@ -164,12 +164,12 @@ impl Archiver {
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        mfagap_testkit::process::signal(self.child.id(), mfagap_testkit::process::SIGTERM);
         self.child.wait().unwrap()
     }
 
     fn kill(mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        mfagap_testkit::process::signal(self.child.id(), mfagap_testkit::process::SIGKILL);
         let _ = self.child.wait();
     }
 
@@ -607,7 +607,7 @@ fn crashes_against_s3_leave_each_record_exactly_once() {
     for o in s3.options() {
         s.extra.extend(["-O".into(), o]);
     }
-    let options: Vec<mfagap_ingest::secret::Property> =
+    let options: Vec<mfagap_runtime::Property> =
         s3.options().iter().map(|o| o.parse().unwrap()).collect();
     let store = mfagap_archiver::storage::Store::open(root, &options).unwrap();
     let local = dir.path().join("download");

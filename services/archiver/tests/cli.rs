@@ -72,3 +72,64 @@ fn help_lists_the_roll_and_storage_settings() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+/// What the archiver exports is its own: the dead-letter producer's series carry the
+/// archiver's prefix, and no series of the ingest service appears.
+#[test]
+fn every_series_the_archiver_exports_is_named_for_the_archiver() {
+    use mfagap_testkit::{Broker, http_get, metric, unique};
+    use std::time::{Duration, Instant};
+    let broker = Broker::noida().unwrap();
+    let topic = unique("names");
+    broker.create_topic(&topic, 1).unwrap();
+    let dl = unique("names-dl");
+    broker.create_topic(&dl, 1).unwrap();
+    let mut bodies = mfagap_testkit::output_records(3, 5, "names");
+    bodies.push(b"not a record".to_vec());
+    broker.produce(&topic, 1, &bodies).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
+    let mut child = archiver()
+        .env_remove("MFAGAP_CONFIG")
+        .args(["--bootstrap", &broker.bootstrap, "--topic", &topic])
+        .args(["--dead-letter-topic", &dl, "--listen", &addr])
+        .args(["--group", &unique("names-group"), "--roll-age", "1s"])
+        .arg("--data")
+        .arg(data.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        assert!(Instant::now() < deadline, "the archiver never published");
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok((200, text)) = http_get(&addr, "/metrics") else {
+            continue;
+        };
+        if metric(&text, "mfagap_archiver_rows_total") >= 3.0
+            && metric(&text, "mfagap_archiver_produced_total") >= 1.0
+        {
+            break text;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let names: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    assert!(
+        names.contains("mfagap_archiver_produced_total")
+            && names.contains("mfagap_archiver_produce_latency_seconds_bucket"),
+        "the dead-letter producer counts under the archiver's name: {names:?}"
+    );
+    let foreign: Vec<&&str> = names
+        .iter()
+        .filter(|n| !n.starts_with("mfagap_archiver_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "series not named for the archiver: {foreign:?}"
+    );
+}

@@ -9,11 +9,17 @@ use std::fmt;
 /// and everything else that shares the hub is skipped and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Category {
+    /// Interactive user sign-ins: a person typed or tapped something.
     SignInLogs,
+    /// Sign-ins a client made for a user without asking them (token refresh, SSO).
     NonInteractiveUserSignInLogs,
+    /// Sign-ins through AD FS, sent by Connect Health (`ADFSSignInLogs`).
     AdfsSignInLogs,
+    /// Applications signing in as themselves: a workload identity, no MFA possible.
     ServicePrincipalSignInLogs,
+    /// Azure resources signing in with a managed identity: a workload identity.
     ManagedIdentitySignInLogs,
+    /// Microsoft's own first-party service principals: a workload identity.
     MicrosoftServicePrincipalSignInLogs,
 }
 

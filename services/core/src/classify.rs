@@ -1,7 +1,7 @@
 //! The rule: which sign-ins succeeded without an MFA challenge, and why.
 //!
-//! This is the only place in mfagap that decides. It follows the rule as README.md (*The rule*)
-//! states it, clause by clause — scope, succeeded, MFA evidence, emit,
+//! This is the only place in mfagap that decides. It follows the rule as ARCHITECTURE.md (*The
+//! rule*) and README.md state it, clause by clause — scope, succeeded, MFA evidence, emit,
 //! reason — and weighs the evidence in the record rather than trusting
 //! `authenticationRequirement` alone, as Microsoft itself advises.
 //!
@@ -53,12 +53,14 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order summaries and metrics list them.
     pub const ALL: [Reason; 3] = [
         Reason::LegacyProtocol,
         Reason::MfaSkipped,
         Reason::SingleFactor,
     ];
 
+    /// The name in the record's `reason`, the Kafka header and the `reason` label of metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::LegacyProtocol => "legacy_protocol",
@@ -74,7 +76,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// The MFA evidence that was found first, in the order of the rule (README.md, *The
+/// The MFA evidence that was found first, in the order of the rule (ARCHITECTURE.md, *The
 /// rule*). Each kind has a stable name, used in statistics and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -96,6 +98,7 @@ pub enum Evidence {
 }
 
 impl Evidence {
+    /// Every kind of evidence, in the order of the rule.
     pub const ALL: [Evidence; 6] = [
         Evidence::StepCompleted,
         Evidence::StepRequirement,
@@ -138,14 +141,18 @@ pub enum Skip {
 pub enum Decision<'a> {
     /// Succeeded without MFA evidence: goes to the output.
     Emit {
+        /// The record's sign-in category.
         category: Category,
+        /// Why no MFA: what the output record's `reason` says.
         reason: Reason,
+        /// The skip detail of a step, else `status.additionalDetails`: the record's `mfaResult`.
         mfa_result: Option<Text<'a>>,
     },
     /// Succeeded with MFA evidence.
     Mfa(Category, Evidence),
     /// Did not succeed (errors and interrupts alike).
     Failed(Category),
+    /// Out of scope: counted, neither emitted nor dead-lettered.
     Skipped(Skip),
 }
 
@@ -196,16 +203,18 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// A classifier applying the rule with these settings.
     pub fn new(config: ClassifierConfig) -> Self {
         Classifier { config }
     }
 
+    /// The settings it applies, for summaries and logs.
     pub fn config(&self) -> &ClassifierConfig {
         &self.config
     }
 
     /// Decides one record that `decode` accepted.
-    pub fn classify<'a>(&self, r: &RawRecord<'a>) -> Result<Decision<'a>, RecordError> {
+    pub(crate) fn classify<'a>(&self, r: &RawRecord<'a>) -> Result<Decision<'a>, RecordError> {
         // Scope.
         let Some(category) = r
             .category

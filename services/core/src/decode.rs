@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 /// Why a whole message body is a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MessageError {
+pub(crate) enum MessageError {
     #[error("not JSON: {0}")]
     NotJson(String),
     #[error(
@@ -27,7 +27,7 @@ pub enum MessageError {
 
 impl MessageError {
     /// A stable code for headers, metrics and dead-letter files.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             MessageError::NotJson(_) => "not_json",
             MessageError::NotEnvelope(_) => "not_envelope",
@@ -39,23 +39,39 @@ impl MessageError {
 /// Why one record is a dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
+    /// The record is a JSON string, number or list, not an object.
     #[error("record is not an object")]
     NotObject,
+    /// No `category`: the rule cannot tell a sign-in from anything else.
     #[error("record has no category")]
     NoCategory,
+    /// A sign-in category whose fields have shapes the input schema does not accept.
     #[error("invalid {category} record: {error}")]
-    Invalid { category: String, error: String },
+    Invalid {
+        /// The category as the record spells it.
+        category: String,
+        /// What the decoder found wrong.
+        error: String,
+    },
+    /// A sign-in without `properties`: nothing to classify.
     #[error("{0} record without properties")]
     NoProperties(Category),
+    /// A sign-in without `properties.id`: it could not be told from its repeats.
     #[error("{0} record without properties.id")]
     NoId(Category),
+    /// Neither `properties.status.errorCode` nor `resultType`: success cannot be told, and the
+    /// rule does not guess.
     #[error("{0} record with neither properties.status.errorCode nor resultType")]
     NoStatus(Category),
+    /// Neither `properties.createdDateTime` nor `time`: the row would have no hour to go in.
     #[error("{0} record with neither properties.createdDateTime nor time")]
     NoTime(Category),
+    /// A sign-in time in none of the forms Azure writes.
     #[error("{category} record: {error}")]
     BadTime {
+        /// The record's sign-in category.
         category: Category,
+        /// What is wrong with the time.
         error: crate::timestamp::TimestampError,
     },
 }
@@ -81,7 +97,7 @@ impl RecordError {
 // space in the rare bad one.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Slot<'a> {
+pub(crate) enum Slot<'a> {
     Record(RawRecord<'a>),
     Bad {
         index: usize,
@@ -92,7 +108,7 @@ pub enum Slot<'a> {
 }
 
 /// Decodes one Event Hubs message body into its records.
-pub fn decode(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
+pub(crate) fn decode(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
     // UTF-8 is checked once for the whole body (a fast, vectorised pass) so that the parser
     // does not check every string again on its own.
     let body = std::str::from_utf8(body)

@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::Xxh3;
 pub struct Key(u128);
 
 impl Key {
+    /// The key of a sign-in; the id's letter case does not matter.
     pub fn of(category: &str, id: &str) -> Key {
         let mut h = Xxh3::new();
         h.update(category.as_bytes());
@@ -41,6 +42,7 @@ pub struct Window {
 pub const DEFAULT_CAPACITY: usize = 500_000;
 
 impl Window {
+    /// A window remembering `capacity` sign-ins; 0 turns suppression off.
     pub fn new(capacity: usize) -> Window {
         Window {
             seen: HashSet::with_capacity(capacity.min(1 << 16)),
@@ -67,10 +69,12 @@ impl Window {
         true
     }
 
+    /// How many keys the window holds now (at most its capacity).
     pub fn len(&self) -> usize {
         self.order.len()
     }
 
+    /// True before the first key is remembered.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }

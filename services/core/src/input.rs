@@ -167,6 +167,6 @@ impl Step<'_> {
 }
 
 /// The text of an optional field, `""` when absent: the rule treats both alike.
-pub fn text<'s>(t: &'s Option<Text<'_>>) -> &'s str {
+pub(crate) fn text<'s>(t: &'s Option<Text<'_>>) -> &'s str {
     t.as_ref().map_or("", Text::as_str)
 }

@@ -18,6 +18,7 @@ use std::fmt;
 pub struct Text<'a>(pub Cow<'a, str>);
 
 impl<'a> Text<'a> {
+    /// The text, borrowed or owned alike.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -80,11 +81,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 /// succeeded, so a value that is neither is an error, never a guess.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    /// `null`, `""` or no field at all.
     Absent,
+    /// The code, whichever way it was written.
     Value(i64),
 }
 
 impl Code {
+    /// The code, if the record gave one.
     pub fn value(self) -> Option<i64> {
         match self {
             Code::Absent => None,

@@ -1,25 +1,39 @@
-//! The library every mfagap service shares.
+//! The library every mfagap service shares: decode, classify, the output record, encodings.
 //!
 //! mfagap keeps the Entra ID sign-ins that succeeded without an MFA challenge. Everything that
 //! decides *which* sign-ins those are lives here, once: the services only move bytes in and
 //! records out, so a rule fixed here is fixed everywhere.
+//!
+//! The map, in the order one message body travels (ARCHITECTURE.md draws it whole):
+//! - [`Processor::process`] (`process`) is the one entry point: it decodes a body (`decode`,
+//!   over the lenient input types of `input` and [`lenient`]), classifies each record
+//!   ([`classify`]: the rule, and nothing else decides), and builds each emitted
+//!   [`SignIn`] ([`record`], instants by [`timestamp`]) or a [`DeadLetter`];
+//! - [`encode`]: the wire formats of an emitted sign-in (the native record, …);
+//! - [`schema`] and [`batch`]: the same record as an Arrow schema and record batches, for
+//!   Parquet;
+//! - [`dedup`]: the bounded window that suppresses repeated sign-ins; [`Stats`]: where every
+//!   record went.
+
+#![warn(missing_docs)]
 
 pub mod batch;
-pub mod category;
+mod category;
 pub mod classify;
-pub mod decode;
+mod decode;
 pub mod dedup;
-pub mod generate;
-pub mod input;
+pub mod encode;
+mod input;
 pub mod lenient;
-pub mod process;
+mod process;
 pub mod record;
 pub mod schema;
-pub mod stats;
+mod stats;
 pub mod timestamp;
 
 pub use category::Category;
 pub use classify::{Classifier, ClassifierConfig, Decision, Evidence, Reason};
+pub use decode::RecordError;
 pub use process::{DeadLetter, Output, Processor};
 pub use record::{SignIn, Source};
-pub use stats::Stats;
+pub use stats::{NO_CATEGORY, Stats};

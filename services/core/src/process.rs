@@ -41,7 +41,9 @@ impl<'a> DeadLetter<'a> {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Output<'a> {
+    /// A sign-in that succeeded without MFA, before duplicate suppression.
     SignIn(SignIn<'a>),
+    /// A message or record that could not be processed, with its bytes.
     DeadLetter(DeadLetter<'a>),
 }
 
@@ -52,10 +54,12 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// A processor that applies this classifier's rule.
     pub fn new(classifier: Classifier) -> Self {
         Processor { classifier }
     }
 
+    /// The classifier it applies, for its settings.
     pub fn classifier(&self) -> &Classifier {
         &self.classifier
     }

@@ -21,74 +21,108 @@ pub const SCHEMA_VERSION: &str = "1";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignIn<'a> {
+    /// `properties.id`: the sign-in's unique id, half of the duplicate key.
     #[serde(borrow)]
     pub id: Text<'a>,
+    /// `category`, as Azure spells it (`SignInLogs`, `ADFSSignInLogs`, …).
     #[serde(borrow)]
     pub category: Text<'a>,
+    /// Top-level `tenantId`, else `properties.resourceTenantId`.
     #[serde(borrow)]
     pub tenant_id: Option<Text<'a>>,
+    /// `properties.userId`: the user's object id, and the Kafka key when present.
     #[serde(borrow)]
     pub user_id: Option<Text<'a>>,
+    /// `properties.userPrincipalName`: the sign-in name, what an analyst searches by.
     #[serde(borrow)]
     pub user_principal_name: Option<Text<'a>>,
+    /// `properties.userDisplayName`.
     #[serde(borrow)]
     pub user_display_name: Option<Text<'a>>,
+    /// `properties.userType`: `Member` or `Guest`.
     #[serde(borrow)]
     pub user_type: Option<Text<'a>>,
+    /// `properties.createdDateTime`, else the top-level `time`: when the user signed in. It
+    /// chooses the row's `date=`/`hour=` directory.
     #[serde(
         serialize_with = "timestamp::serialize",
         deserialize_with = "timestamp::deserialize"
     )]
     pub created_date_time: Micros,
+    /// `properties.appId`: the application signed in to.
     #[serde(borrow)]
     pub app_id: Option<Text<'a>>,
+    /// `properties.appDisplayName`.
     #[serde(borrow)]
     pub app_display_name: Option<Text<'a>>,
+    /// `properties.resourceId`: the resource the token is for.
     #[serde(borrow)]
     pub resource_id: Option<Text<'a>>,
+    /// `properties.resourceDisplayName`.
     #[serde(borrow)]
     pub resource_display_name: Option<Text<'a>>,
+    /// `properties.ipAddress`, else the top-level `callerIpAddress`.
     #[serde(borrow)]
     pub ip_address: Option<Text<'a>>,
+    /// `properties.clientAppUsed`: what decides `legacy_protocol`.
     #[serde(borrow)]
     pub client_app_used: Option<Text<'a>>,
+    /// `properties.isInteractive`; when absent, true for `SignInLogs` and `ADFSSignInLogs`, false
+    /// for `NonInteractiveUserSignInLogs`.
     pub is_interactive: Option<bool>,
     /// Always true on an emitted record; kept because the seed report has the column.
     pub login_succeeded: bool,
+    /// `properties.status.failureReason`: a seed-report column, rarely set on a success.
     #[serde(borrow)]
     pub failure_reason: Option<Text<'a>>,
     /// What the record states (`authenticationRequirement`): can be true on `mfa_skipped`.
     pub mfa_required: bool,
+    /// `properties.mfaDetail.authMethod`: the second factor Azure names, if any.
     #[serde(borrow)]
     pub mfa_auth_method: Option<Text<'a>>,
+    /// `properties.mfaDetail.authDetail`: the factor's detail, such as a masked phone number.
     #[serde(borrow)]
     pub mfa_auth_detail: Option<Text<'a>>,
+    /// The `authenticationStepResultDetail` of the step that says MFA was skipped, else
+    /// `properties.status.additionalDetails`.
     #[serde(borrow)]
     pub mfa_result: Option<Text<'a>>,
+    /// Why no MFA; decided by the rule, not an Azure field.
     pub reason: Reason,
     /// Display names of the conditional-access policies that were applied (result success or
     /// failure), in the record's order.
     #[serde(borrow)]
     pub policies: Vec<Text<'a>>,
+    /// `properties.conditionalAccessStatus`: `success`, `failure` or `notApplied`.
     #[serde(borrow)]
     pub conditional_access_status: Option<Text<'a>>,
     /// Distinct methods of the succeeded authentication steps, in order.
     #[serde(borrow)]
     pub authentication_methods: Vec<Text<'a>>,
+    /// `properties.location`: where the sign-in came from, by IP address.
     #[serde(borrow)]
     pub location: Option<Location<'a>>,
+    /// `properties.deviceDetail`: the device as Entra ID saw it.
     #[serde(borrow)]
     pub device_detail: Option<DeviceDetail<'a>>,
+    /// `properties.riskLevelDuringSignIn`: Identity Protection's risk, when licensed.
     #[serde(borrow)]
     pub risk_level_during_sign_in: Option<Text<'a>>,
+    /// `properties.riskState`: Identity Protection's verdict (`atRisk`, `remediated`, …).
     #[serde(borrow)]
     pub risk_state: Option<Text<'a>>,
+    /// `properties.correlationId`, else the top-level `correlationId`: shared by the requests of
+    /// one sign-in flow.
     #[serde(borrow)]
     pub correlation_id: Option<Text<'a>>,
+    /// `properties.userAgent`.
     #[serde(borrow)]
     pub user_agent: Option<Text<'a>>,
+    /// Where mfagap read the record, not an Azure field.
     #[serde(borrow)]
     pub source: Source<'a>,
+    /// When mfagap processed the record, not an Azure field: its distance from
+    /// `createdDateTime` is the log's delay.
     #[serde(
         serialize_with = "timestamp::serialize",
         deserialize_with = "timestamp::deserialize"
@@ -96,25 +130,34 @@ pub struct SignIn<'a> {
     pub ingested_at: Micros,
 }
 
+/// `properties.location`: where the sign-in came from, as Entra ID placed its IP address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Location<'a> {
+    /// `location.city`.
     #[serde(borrow)]
     pub city: Option<Text<'a>>,
+    /// `location.state`.
     #[serde(borrow)]
     pub state: Option<Text<'a>>,
+    /// `location.countryOrRegion`: a two-letter code such as `FR`.
     #[serde(borrow)]
     pub country_or_region: Option<Text<'a>>,
 }
 
+/// `properties.deviceDetail`: the device as Entra ID saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceDetail<'a> {
+    /// `deviceDetail.operatingSystem`.
     #[serde(borrow)]
     pub operating_system: Option<Text<'a>>,
+    /// `deviceDetail.browser`.
     #[serde(borrow)]
     pub browser: Option<Text<'a>>,
+    /// `deviceDetail.isCompliant`: the device is marked compliant by its MDM.
     pub is_compliant: Option<bool>,
+    /// `deviceDetail.isManaged`: the device is enrolled in an MDM.
     pub is_managed: Option<bool>,
 }
 
@@ -126,22 +169,30 @@ pub struct DeviceDetail<'a> {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source<'a> {
+    /// `eventhubs`, `kafka`, `file` or `generator`: which fields below are set.
     #[serde(borrow)]
     pub kind: Text<'a>,
+    /// The event hub's name; the topic for `kafka`.
     #[serde(borrow)]
     pub event_hub: Option<Text<'a>>,
+    /// The partition id of the event hub or topic.
     #[serde(borrow)]
     pub partition: Option<Text<'a>>,
+    /// The event's offset in its partition (Event Hubs' text, or the Kafka offset).
     #[serde(borrow)]
     pub offset: Option<Text<'a>>,
+    /// The event's sequence number (Event Hubs), or the generator's message number.
     pub sequence_number: Option<i64>,
+    /// When Event Hubs enqueued the event, or the Kafka message's timestamp.
     #[serde(
         serialize_with = "timestamp::serialize_opt",
         deserialize_with = "timestamp::deserialize_opt"
     )]
     pub enqueued_time: Option<Micros>,
+    /// The input file's path (`-` for standard input).
     #[serde(borrow)]
     pub file: Option<Text<'a>>,
+    /// The line of the message body in `file`, from 1.
     pub line: Option<u64>,
 }
 

@@ -12,7 +12,9 @@ use std::fmt;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
+    /// Message bodies processed, good or bad.
     pub messages: u64,
+    /// Records found in those bodies; the buckets below add up to it.
     pub records: u64,
     /// Records per `category` as written; `(none)` when a record had no readable category.
     pub by_category: BTreeMap<String, u64>,
@@ -42,6 +44,7 @@ pub struct Stats {
 pub const NO_CATEGORY: &str = "(none)";
 
 impl Stats {
+    /// One more record, of this category as written.
     pub fn count_category(&mut self, category: &str) {
         self.records += 1;
         match self.by_category.get_mut(category) {
@@ -52,6 +55,7 @@ impl Stats {
         }
     }
 
+    /// One more dead letter: a whole message or a single record, under its error code.
     pub fn count_dead_letter(&mut self, code: &str, whole_message: bool) {
         if whole_message {
             self.dead_letter_messages += 1;
@@ -64,19 +68,23 @@ impl Stats {
             .or_default() += 1;
     }
 
+    /// One more sign-in with MFA, under the evidence found first.
     pub fn count_mfa(&mut self, evidence: Evidence) {
         self.mfa += 1;
         *self.mfa_by_evidence.entry(evidence).or_default() += 1;
     }
 
+    /// One more emitted sign-in (not a duplicate), under its reason.
     pub fn count_emitted(&mut self, reason: Reason) {
         *self.emitted.entry(reason).or_default() += 1;
     }
 
+    /// Emitted records over every reason.
     pub fn emitted_total(&self) -> u64 {
         self.emitted.values().sum()
     }
 
+    /// Dead letters of both kinds: whole messages and single records.
     pub fn dead_letters(&self) -> u64 {
         self.dead_letter_messages + self.dead_letter_records
     }

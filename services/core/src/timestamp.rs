@@ -17,7 +17,9 @@ pub type Micros = i64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unrecognised timestamp {text:?}: {why}")]
 pub struct TimestampError {
+    /// The timestamp as the record wrote it.
     pub text: String,
+    /// What the parser expected and did not find.
     pub why: &'static str,
 }
 

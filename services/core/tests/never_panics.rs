@@ -166,7 +166,7 @@ proptest! {
 
     #[test]
     fn truncated_messages_never_panic(cut in 0usize..4000, seed in 0u64..50) {
-        let mut g = mfagap_core::generate::Generator::new(mfagap_core::generate::GeneratorConfig {
+        let mut g = mfagap_generate::Generator::new(mfagap_generate::GeneratorConfig {
             seed,
             max_records: 3,
             ..Default::default()

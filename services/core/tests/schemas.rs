@@ -2,9 +2,9 @@
 //! generator-driven pipeline emits validates against the output schema, and the input schema
 //! accepts exactly the messages the decoder accepts.
 
-use mfagap_core::generate::{ExpectedOutcome, Generator, GeneratorConfig};
 use mfagap_core::lenient::Text;
 use mfagap_core::{Classifier, ClassifierConfig, Output, Processor, Source, Stats};
+use mfagap_generate::{ExpectedOutcome, Generator, GeneratorConfig};
 use serde_json::Value;
 
 fn schema(name: &str) -> jsonschema::Validator {

@@ -8,7 +8,7 @@
 //! reports input records/s and MB/s over wall time, the service's CPU time (`wait4`) and its
 //! peak RSS (`VmHWM`). The double, Azurite and the broker share the machine's cores with it.
 
-use mfagap_core::generate::{Generator, GeneratorConfig};
+use mfagap_generate::{Generator, GeneratorConfig};
 use mfagap_testkit::eventhubs::{EventHubsConfig, EventHubsDouble};
 use mfagap_testkit::{Azurite, Broker, http_get, metric, unique};
 use std::process::{Command, Stdio};
@@ -39,7 +39,7 @@ fn main() {
     let started = Instant::now();
     // Reaped by `wait4` below, which also returns its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(env!("CARGO_BIN_EXE_mfagap-ingest"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mfagap-ingest"))
         .args([
             "--source",
             "eventhubs",
@@ -97,7 +97,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let wall = started.elapsed().as_secs_f64();
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    mfagap_testkit::process::signal(child.id(), mfagap_testkit::process::SIGTERM);
     let stopping = Instant::now();
     let mut after = Vec::new();
     loop {
@@ -115,13 +115,9 @@ fn main() {
             println!("stopping +{ms:>5} ms, RSS {rss:>7.1} MB");
         }
     }
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
+    let ended = mfagap_testkit::process::wait_with_usage(&mut child);
+    assert_eq!(ended.code, Some(0), "{ended:?}");
+    let cpu = ended.cpu_secs;
     if std::env::var_os("MFAGAP_BENCH_TIMELINE").is_some() {
         for (read, rss) in timeline.iter().step_by((timeline.len() / 20).max(1)) {
             println!("read {read:>8.0} events, RSS {rss:>7.1} MB");

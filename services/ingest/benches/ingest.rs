@@ -7,7 +7,7 @@
 //! the service's CPU time and its peak RSS as the kernel measured them (`wait4`). Targets on
 //! a 2-core machine with the broker on it: ≥ 50,000 input records/s, RSS < 200 MB.
 
-use mfagap_core::generate::{Generator, GeneratorConfig};
+use mfagap_generate::{Generator, GeneratorConfig};
 use mfagap_testkit::{Broker, unique};
 use std::io::{BufWriter, Write};
 use std::process::{Command, Stdio};
@@ -41,7 +41,7 @@ fn main() {
     let started = Instant::now();
     // Reaped by `wait4` below, which also returns its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(env!("CARGO_BIN_EXE_mfagap-ingest"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mfagap-ingest"))
         .args(["--source", "file", "--input"])
         .arg(&path)
         .args(["--bootstrap", &broker.bootstrap, "--topic", &topic])
@@ -51,15 +51,10 @@ fn main() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let ended = mfagap_testkit::process::wait_with_usage(&mut child);
     let wall = started.elapsed().as_secs_f64();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
-    let rss = usage.ru_maxrss as f64 / 1024.0;
+    assert_eq!(ended.code, Some(0), "{ended:?}");
+    let (cpu, rss) = (ended.cpu_secs, ended.max_rss_mb);
     let produced = broker.read_all(&topic).unwrap().len();
     println!(
         "input: {messages} messages, {records} records, {:.0} MB; produced {produced} records",

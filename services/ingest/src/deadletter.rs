@@ -4,11 +4,11 @@
 //! record that was bad) so it can be fixed and replayed; the reason and the source coordinates
 //! travel as headers, so the payload stays byte-for-byte what arrived.
 
-use crate::sink::OutRecord;
 use mfagap_core::{DeadLetter, Source};
+use mfagap_runtime::kafka::OutRecord;
 
 /// Builds the Kafka record of one dead letter.
-pub fn record(d: &DeadLetter, source: &Source, topic: &str) -> OutRecord {
+pub(crate) fn record(d: &DeadLetter, source: &Source, topic: &str) -> OutRecord {
     let mut headers: Vec<(&'static str, String)> = vec![
         ("error", d.error.clone()),
         ("errorCode", d.code.to_owned()),

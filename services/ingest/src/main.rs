@@ -13,7 +13,9 @@ struct Cli {
 
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
-    if let Err(e) = mfagap_ingest::config::apply_config_file(&argv) {
+    if let Err(e) =
+        mfagap_runtime::config::apply_config_file_with(&argv, &mfagap_ingest::config::env_of)
+    {
         eprintln!("mfagap-ingest: {e:#}");
         return ExitCode::from(2);
     }

@@ -1,55 +1,38 @@
 //! Every metric the ingest service exports, named in one place.
 //!
 //! Counters follow the core's `Stats` (one source of truth for what happened to a record);
-//! the pipeline adds what only it knows: produce latency, in-flight work, retries, commits and
-//! consumer lag. Exported in Prometheus text format on `/metrics`.
+//! the pipeline adds what only it knows: in-flight work, commits and consumer lag. The Kafka
+//! producer's series (produced, latency, retries) carry this service's [`PREFIX`]. Exported
+//! in Prometheus text format on `/metrics`.
 
-use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+/// The prefix of every series this service exports.
+pub const PREFIX: &str = "mfagap_ingest";
+
+use metrics::{counter, gauge};
 use mfagap_core::Stats;
-use std::sync::OnceLock;
-use std::time::Duration;
 
+/// Counter: message bodies read from the source.
 pub const MESSAGES: &str = "mfagap_ingest_messages_total";
+/// Counter: records in those bodies, by `category` as written.
 pub const RECORDS: &str = "mfagap_ingest_records_total";
+/// Counter: what became of each record, by `outcome`; the outcomes add up to the records.
 pub const OUTCOMES: &str = "mfagap_ingest_record_outcomes_total";
+/// Counter: sign-ins without MFA sent to the output, by `reason`.
 pub const EMITTED: &str = "mfagap_ingest_emitted_total";
+/// Counter: sign-ins with MFA, by the `evidence` found first.
 pub const MFA: &str = "mfagap_ingest_mfa_total";
+/// Counter: dead letters (whole messages and single records), by error `code`.
 pub const DEAD_LETTERS: &str = "mfagap_ingest_dead_letters_total";
+/// Counter: sign-ins not sent again because the duplicate window had seen them.
 pub const DUPLICATES: &str = "mfagap_ingest_duplicates_suppressed_total";
-pub const PRODUCE_LATENCY: &str = "mfagap_ingest_produce_latency_seconds";
-pub const PRODUCE_RETRIES: &str = "mfagap_ingest_produce_retries_total";
-pub const PRODUCED: &str = "mfagap_ingest_produced_total";
+/// Gauge: messages read whose records Kafka has not all acknowledged yet.
 pub const IN_FLIGHT: &str = "mfagap_ingest_in_flight_messages";
+/// Counter: resume points committed to the source, one per partition and commit.
 pub const COMMITS: &str = "mfagap_ingest_commits_total";
+/// Gauge: the resume point last committed per source `partition`: where a restart reads from.
 pub const POSITION: &str = "mfagap_ingest_committed_position";
+/// Gauge: events in each source `partition` not read yet; growing means ingest falls behind.
 pub const LAG: &str = "mfagap_ingest_consumer_lag";
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the Prometheus recorder once per process (the `mfagap run` command hosts several
-/// services in one process) and returns the handle that renders `/metrics`.
-pub fn install() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
-                    &[
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0, 30.0, 60.0,
-                    ],
-                )
-                .expect("valid buckets")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); then this one stays unused
-            // and its handle renders nothing, which the caller can live with.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
 
 /// Counts what the core saw in one message.
 pub fn record_stats(s: &Stats) {
@@ -85,32 +68,32 @@ pub fn record_stats(s: &Stats) {
     }
 }
 
-pub fn produced(topic_kind: &'static str, latency: Duration) {
-    counter!(PRODUCED, "kind" => topic_kind).increment(1);
-    histogram!(PRODUCE_LATENCY).record(latency.as_secs_f64());
-}
-
-pub fn retry() {
-    counter!(PRODUCE_RETRIES).increment(1);
-}
-
+/// Messages read and not yet fully acknowledged, now.
 pub fn in_flight(n: usize) {
     gauge!(IN_FLIGHT).set(n as f64);
 }
 
+/// A partition's resume point was committed to the source.
 pub fn committed(partition: &str, position: i64) {
     counter!(COMMITS).increment(1);
     gauge!(POSITION, "partition" => partition.to_owned()).set(position as f64);
 }
 
+/// Events of a partition not read yet, as the source last knew it.
 pub fn lag(partition: &str, lag: i64) {
     gauge!(LAG, "partition" => partition.to_owned()).set(lag as f64);
 }
 
+/// Counter: Event Hubs checkpoints written to the Blob store.
 pub const CHECKPOINTS: &str = "mfagap_ingest_eventhubs_checkpoints_total";
+/// Counter: checkpoint writes that failed; they are retried, but a steady rise means
+/// restarts will read more again.
 pub const CHECKPOINT_FAILURES: &str = "mfagap_ingest_eventhubs_checkpoint_failures_total";
+/// Gauge: Event Hubs partitions this replica reads now.
 pub const OWNED_PARTITIONS: &str = "mfagap_ingest_eventhubs_owned_partitions";
+/// Counter: partitions whose receiver ended: taken by another replica, or failed for good.
 pub const PARTITIONS_LOST: &str = "mfagap_ingest_eventhubs_partitions_lost_total";
+/// Counter: times the Event Hubs client was opened again after an error or a stall.
 pub const PROCESSOR_RESTARTS: &str = "mfagap_ingest_eventhubs_processor_restarts_total";
 
 /// An Event Hubs checkpoint reached the Blob store.
@@ -119,6 +102,7 @@ pub fn checkpoint_written(partition: &str, sequence_number: i64) {
     gauge!(POSITION, "partition" => partition.to_owned()).set(sequence_number as f64 + 1.0);
 }
 
+/// A checkpoint write failed; it will be tried again.
 pub fn checkpoint_failed() {
     counter!(CHECKPOINT_FAILURES).increment(1);
 }

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 /// Where a message sits: its partition's name, the partition's epoch when it was read, and its
 /// position (Kafka offset, Event Hubs sequence number, file line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     pub partition: String,
     pub epoch: u64,
     pub position: i64,
@@ -38,18 +38,18 @@ struct Partition {
 
 /// Tracks read and acknowledged positions of every source partition.
 #[derive(Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     partitions: HashMap<String, Partition>,
     epochs: HashMap<String, u64>,
 }
 
 impl Tracker {
-    pub fn new() -> Tracker {
+    pub(crate) fn new() -> Tracker {
         Tracker::default()
     }
 
     /// A message was read; its outputs are about to be sent.
-    pub fn begin(&mut self, partition: &str, position: i64) -> Ticket {
+    pub(crate) fn begin(&mut self, partition: &str, position: i64) -> Ticket {
         let epoch = *self.epochs.get(partition).unwrap_or(&0);
         let p = self
             .partitions
@@ -68,7 +68,7 @@ impl Tracker {
     }
 
     /// Everything derived from the ticket's message is acknowledged.
-    pub fn done(&mut self, t: &Ticket) {
+    pub(crate) fn done(&mut self, t: &Ticket) {
         if let Some(p) = self.partitions.get_mut(&t.partition)
             && p.epoch == t.epoch
         {
@@ -77,19 +77,22 @@ impl Tracker {
     }
 
     /// The partition was taken away: forget it; late completions are ignored.
-    pub fn forget(&mut self, partition: &str) {
+    pub(crate) fn forget(&mut self, partition: &str) {
         self.partitions.remove(partition);
         *self.epochs.entry(partition.to_owned()).or_insert(0) += 1;
     }
 
     /// The safe resume point of a partition: every position before it is acknowledged.
-    pub fn resume_point(&self, partition: &str) -> Option<i64> {
+    /// Only the tests ask for one partition's point; the pipeline takes them all with
+    /// [`Tracker::take_commits`].
+    #[cfg(test)]
+    pub(crate) fn resume_point(&self, partition: &str) -> Option<i64> {
         let p = self.partitions.get(partition)?;
         p.outstanding.first().copied().or(p.next)
     }
 
     /// Resume points that moved since they were last taken, to commit now.
-    pub fn take_commits(&mut self) -> Vec<(String, i64)> {
+    pub(crate) fn take_commits(&mut self) -> Vec<(String, i64)> {
         let mut out = Vec::new();
         for (name, p) in &mut self.partitions {
             let Some(point) = p.outstanding.first().copied().or(p.next) else {
@@ -105,7 +108,7 @@ impl Tracker {
     }
 
     /// A commit of these points failed: offer them again next time.
-    pub fn commit_failed(&mut self, points: &[(String, i64)]) {
+    pub(crate) fn commit_failed(&mut self, points: &[(String, i64)]) {
         for (name, point) in points {
             if let Some(p) = self.partitions.get_mut(name)
                 && p.committed == Some(*point)
@@ -116,7 +119,7 @@ impl Tracker {
     }
 
     /// Messages read but not yet acknowledged, over all partitions.
-    pub fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         self.partitions.values().map(|p| p.outstanding.len()).sum()
     }
 }

@@ -70,7 +70,7 @@ fn logs_and_errors_never_show_secrets() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    mfagap_testkit::process::signal(child.id(), mfagap_testkit::process::SIGTERM);
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("Kafka source"), "{log}");

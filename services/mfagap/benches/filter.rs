@@ -7,7 +7,7 @@
 //! measured by the kernel (`wait4`). A small input is run too, to show that memory does not grow
 //! with the input. Targets: ≥ 400 MB/s per core, peak RSS < 100 MB.
 
-use mfagap_core::generate::{Generator, GeneratorConfig};
+use mfagap_generate::{Generator, GeneratorConfig};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -92,7 +92,7 @@ fn run(path: &Path, threads: usize) -> Run {
     let started = Instant::now();
     // Reaped by `wait4` below, which also returns its resource usage.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(env!("CARGO_BIN_EXE_mfagap"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mfagap"))
         .args(["filter", "--threads", &threads.to_string(), "--stats"])
         .arg(&stats)
         .arg(path)
@@ -101,23 +101,15 @@ fn run(path: &Path, threads: usize) -> Run {
         .spawn()
         .expect("the mfagap binary runs");
     // wait4 gives this child's own CPU time and peak RSS, as the kernel counted them.
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4 failed");
+    let ended = mfagap_testkit::process::wait_with_usage(&mut child);
     let wall = started.elapsed().as_secs_f64();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "filter failed"
-    );
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    assert_eq!(ended.code, Some(0), "filter failed: {ended:?}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     Run {
         bytes: std::fs::metadata(path).unwrap().len(),
         records: s["records"].as_u64().unwrap(),
         wall,
-        cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
-        rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        cpu: ended.cpu_secs,
+        rss_mb: ended.max_rss_mb,
     }
 }

@@ -11,13 +11,13 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
 /// A running mock cluster with the run's topics.
-pub struct Embedded {
+pub(crate) struct Embedded {
     cluster: MockCluster<'static, DefaultProducerContext>,
 }
 
 impl Embedded {
     /// Starts one broker on a free local port and creates `topics` as (name, partitions).
-    pub fn start(topics: &[(&str, i32)]) -> Result<Embedded> {
+    pub(crate) fn start(topics: &[(&str, i32)]) -> Result<Embedded> {
         let cluster = MockCluster::new(1).context("cannot start the in-process Kafka broker")?;
         for (name, partitions) in topics {
             cluster
@@ -28,7 +28,7 @@ impl Embedded {
     }
 
     /// `host:port` for `bootstrap.servers`.
-    pub fn bootstrap(&self) -> String {
+    pub(crate) fn bootstrap(&self) -> String {
         self.cluster.bootstrap_servers()
     }
 }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use mfagap_core::dedup::{self, Key, Window};
+use mfagap_core::encode::{Encoder, Format};
 use mfagap_core::lenient::Text;
 use mfagap_core::{Classifier, ClassifierConfig, Output, Processor, Reason, Source, Stats};
 use std::fs::File;
@@ -22,7 +23,7 @@ use std::time::Instant;
 const CHUNK: usize = 1 << 20;
 
 #[derive(Debug, clap::Args)]
-pub struct FilterArgs {
+pub(crate) struct FilterArgs {
     /// JSON Lines files of Event Hubs message bodies; `-` (the default) reads standard input.
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
@@ -81,7 +82,7 @@ struct Done {
     stats: Stats,
 }
 
-pub fn run(args: FilterArgs) -> Result<()> {
+pub(crate) fn run(args: FilterArgs) -> Result<()> {
     let started = Instant::now();
     let inputs = open_inputs(&args.inputs)?;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
@@ -96,6 +97,7 @@ pub fn run(args: FilterArgs) -> Result<()> {
         n => n,
     };
     let processor = Processor::new(args.classifier());
+    let encoder = Format::Native.encoder();
     let (chunk_tx, chunk_rx) = bounded::<Chunk>(threads * 2);
     let (done_tx, done_rx) = bounded::<Done>(threads * 2);
 
@@ -109,8 +111,8 @@ pub fn run(args: FilterArgs) -> Result<()> {
         };
         for _ in 0..threads {
             let (rx, tx, p, names) = (chunk_rx.clone(), done_tx.clone(), &processor, &names);
-            let (inputs, outputs) = (&input_pool, &output_pool);
-            s.spawn(move || work(p, names, rx, tx, inputs, outputs));
+            let (inputs, outputs, encoder) = (&input_pool, &output_pool, &*encoder);
+            s.spawn(move || work(p, encoder, names, rx, tx, inputs, outputs));
         }
         drop((chunk_rx, done_tx));
 
@@ -269,6 +271,7 @@ fn read_chunks(inputs: Vec<Input>, tx: Sender<Chunk>, pool: Pool) -> Result<u64>
 
 fn work(
     p: &Processor,
+    encoder: &dyn Encoder,
     names: &[String],
     rx: Receiver<Chunk>,
     tx: Sender<Done>,
@@ -276,7 +279,7 @@ fn work(
     outputs: &Pool,
 ) {
     for chunk in rx.iter() {
-        let done = process_chunk(p, &names[chunk.input], &chunk, outputs.take(CHUNK));
+        let done = process_chunk(p, encoder, &names[chunk.input], &chunk, outputs.take(CHUNK));
         inputs.give(chunk.data);
         if tx.send(done).is_err() {
             return;
@@ -284,7 +287,13 @@ fn work(
     }
 }
 
-fn process_chunk(p: &Processor, name: &str, chunk: &Chunk, json: Vec<u8>) -> Done {
+fn process_chunk(
+    p: &Processor,
+    encoder: &dyn Encoder,
+    name: &str,
+    chunk: &Chunk,
+    json: Vec<u8>,
+) -> Done {
     let mut done = Done {
         json,
         records: Vec::new(),
@@ -320,7 +329,7 @@ fn process_chunk(p: &Processor, name: &str, chunk: &Chunk, json: Vec<u8>) -> Don
         p.process(line, &source, ingested_at, stats, &mut |o| match o {
             Output::SignIn(s) => {
                 let start = json.len();
-                s.write_json(json);
+                encoder.write_payload(&s, json);
                 json.push(b'\n');
                 records.push((s.dedup_key(), s.reason, start, json.len()));
             }

@@ -1,13 +1,13 @@
 //! `mfagap generate`: realistic synthetic sign-in streams for demos, tests and benchmarks.
 
 use anyhow::{Context, Result};
-use mfagap_core::generate::{Generator, GeneratorConfig};
+use mfagap_generate::{Generator, GeneratorConfig};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// How many Event Hubs message bodies (JSON Lines) to write.
     #[arg(long, value_name = "N", env = "MFAGAP_MESSAGES")]
     pub messages: u64,
@@ -32,7 +32,7 @@ pub struct GenerateArgs {
 }
 
 impl GenerateArgs {
-    pub fn config(&self) -> Result<GeneratorConfig> {
+    pub(crate) fn config(&self) -> Result<GeneratorConfig> {
         for (name, v) in [
             ("--non-mfa-share", self.non_mfa_share),
             ("--malformed-share", self.malformed_share),
@@ -55,7 +55,7 @@ impl GenerateArgs {
     }
 }
 
-pub fn run(args: GenerateArgs) -> Result<()> {
+pub(crate) fn run(args: GenerateArgs) -> Result<()> {
     let mut generator = Generator::new(args.config()?);
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(

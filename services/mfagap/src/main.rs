@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Some("run") => run::env_of(key),
         _ => mfagap_ingest::config::env_of(key),
     };
-    if let Err(e) = mfagap_ingest::config::apply_config_file_with(&argv, &lookup) {
+    if let Err(e) = mfagap_runtime::config::apply_config_file_with(&argv, &lookup) {
         eprintln!("mfagap: {e:#}");
         return ExitCode::from(2);
     }

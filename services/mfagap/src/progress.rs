@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// The counters of one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub messages: f64,
     pub records: f64,
     pub emitted: f64,
@@ -24,7 +24,7 @@ pub struct Counts {
 
 impl Counts {
     /// Reads the counters from a Prometheus text rendering.
-    pub fn from_metrics(text: &str) -> Counts {
+    pub(crate) fn from_metrics(text: &str) -> Counts {
         Counts {
             messages: metric(text, mfagap_ingest::metrics::MESSAGES),
             records: metric(text, mfagap_ingest::metrics::RECORDS),
@@ -37,7 +37,7 @@ impl Counts {
 }
 
 /// The sum of a metric over all its label sets.
-pub fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
@@ -51,7 +51,7 @@ pub fn metric(text: &str, name: &str) -> f64 {
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// A live line on a terminal, a plain line every 5 s otherwise.
     Auto,
     /// A plain line every 5 s.
@@ -61,7 +61,7 @@ pub enum Mode {
 }
 
 /// Draws the progress line.
-pub struct Progress {
+pub(crate) struct Progress {
     live: bool,
     every: Duration,
     started: Instant,
@@ -70,7 +70,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(mode: Mode) -> Option<Progress> {
+    pub(crate) fn new(mode: Mode) -> Option<Progress> {
         let live = match mode {
             Mode::Off => return None,
             Mode::Auto => std::io::stderr().is_terminal(),
@@ -90,7 +90,7 @@ impl Progress {
     }
 
     /// How often `show` wants to be called.
-    pub fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         if self.live {
             self.every
         } else {
@@ -99,7 +99,7 @@ impl Progress {
     }
 
     /// Shows the counts if it is time to.
-    pub fn show(&mut self, c: &Counts) {
+    pub(crate) fn show(&mut self, c: &Counts) {
         if self.last.is_some_and(|t| t.elapsed() < self.every) {
             return;
         }
@@ -127,7 +127,7 @@ impl Progress {
     }
 
     /// Ends the live line so that what follows starts on a line of its own.
-    pub fn finish(&mut self, c: &Counts) {
+    pub(crate) fn finish(&mut self, c: &Counts) {
         self.last = None;
         self.show(c);
         if self.drawn {

@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The report's columns, in the seed's order, then `reason` and `category`.
-pub const COLUMNS: [&str; 14] = [
+pub(crate) const COLUMNS: [&str; 14] = [
     "userPrincipalName",
     "userDisplayName",
     "createdDateTime",
@@ -74,7 +74,7 @@ pub const COLUMNS: [&str; 14] = [
 ];
 
 /// The `--by-user` columns.
-pub const USER_COLUMNS: [&str; 8] = [
+pub(crate) const USER_COLUMNS: [&str; 8] = [
     "userPrincipalName",
     "userDisplayName",
     "signIns",
@@ -87,11 +87,11 @@ pub const USER_COLUMNS: [&str; 8] = [
 
 /// Longest cell of `--format table`, in characters: a list of fifty policies would otherwise
 /// make every line as wide as itself.
-pub const TABLE_CELL: usize = 40;
+pub(crate) const TABLE_CELL: usize = 40;
 
 /// How the report is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// CSV with a header line, the partner script's `report.csv`.
     Csv,
     /// JSON Lines, one object per row, the same columns.
@@ -101,7 +101,7 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// Root of the Parquet dataset the archiver writes (a local directory).
     #[arg(
         long,
@@ -153,7 +153,7 @@ fn parse_instant(s: &str, end_of_day: bool) -> Result<Micros, String> {
 
 /// The instants a report covers: `since <= createdDateTime < until`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     pub since: Option<Micros>,
     pub until: Option<Micros>,
 }
@@ -175,7 +175,7 @@ impl Window {
 
 /// One sign-in as the report needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
+pub(crate) struct Row {
     pub id: String,
     pub category: String,
     pub user_principal_name: Option<String>,
@@ -208,7 +208,7 @@ impl Row {
 
 /// A dataset on a local disk: its hour partitions, found by the archiver's layout.
 #[derive(Debug)]
-pub struct Dataset {
+pub(crate) struct Dataset {
     /// Each partition's hour and directory, in hour order.
     partitions: Vec<(Hour, PathBuf)>,
     /// Only the files of this Kafka topic (names start with `<topic>-`), when set.
@@ -218,7 +218,7 @@ pub struct Dataset {
 impl Dataset {
     /// Finds the partitions under `root`; fails when `root` is missing or holds no dataset
     /// (neither a partition nor the archiver's `_mfagap/` directory).
-    pub fn open(root: &Path) -> Result<Dataset> {
+    pub(crate) fn open(root: &Path) -> Result<Dataset> {
         let meta = std::fs::metadata(root)
             .with_context(|| format!("cannot read the dataset {}", root.display()))?;
         if !meta.is_dir() {
@@ -284,20 +284,20 @@ impl Dataset {
 
     /// Restricts the report to the files the archiver wrote from one topic: `mfagap run`
     /// reports what its own run archived, not what earlier runs left in the same directory.
-    pub fn only_topic(mut self, topic: &str) -> Dataset {
+    pub(crate) fn only_topic(mut self, topic: &str) -> Dataset {
         self.topic = Some(format!("{topic}-"));
         self
     }
 
     /// The partitions whose hour overlaps the window; the others are never opened.
-    pub fn partitions_in(&self, window: Window) -> impl Iterator<Item = &(Hour, PathBuf)> {
+    pub(crate) fn partitions_in(&self, window: Window) -> impl Iterator<Item = &(Hour, PathBuf)> {
         self.partitions
             .iter()
             .filter(move |(hour, _)| window.overlaps(*hour))
     }
 
     /// Calls `f` with every row in the window, in the report's order.
-    pub fn scan(&self, window: Window, mut f: impl FnMut(&Row) -> Result<()>) -> Result<()> {
+    pub(crate) fn scan(&self, window: Window, mut f: impl FnMut(&Row) -> Result<()>) -> Result<()> {
         for (_, dir) in self.partitions_in(window) {
             let mut rows = Vec::new();
             for file in read_dir_sorted(dir)? {
@@ -460,7 +460,7 @@ fn rows_of(batch: &RecordBatch, window: Window, rows: &mut Vec<Row>) -> Result<(
 
 /// What the report knows of one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
+pub(crate) struct User {
     pub user_principal_name: String,
     pub user_display_name: Option<String>,
     pub sign_ins: u64,
@@ -473,10 +473,10 @@ pub struct User {
 
 /// Sums sign-ins up per user, fed with rows in the report's order.
 #[derive(Debug, Default)]
-pub struct Users(HashMap<String, User>);
+pub(crate) struct Users(HashMap<String, User>);
 
 impl Users {
-    pub fn add(&mut self, r: &Row) {
+    pub(crate) fn add(&mut self, r: &Row) {
         let key = r.user_principal_name.clone().unwrap_or_default();
         let u = self.0.entry(key.clone()).or_insert_with(|| User {
             user_principal_name: key,
@@ -511,7 +511,7 @@ impl Users {
     }
 
     /// Users by sign-ins, most first, then by name.
-    pub fn ranked(self) -> Vec<User> {
+    pub(crate) fn ranked(self) -> Vec<User> {
         let mut users: Vec<User> = self.0.into_values().collect();
         users.sort_by(|a, b| {
             b.sign_ins
@@ -524,7 +524,7 @@ impl Users {
 
 impl User {
     /// `reason:count` in the reasons' own order, then any reason this build does not know.
-    pub fn reasons_text(&self) -> String {
+    pub(crate) fn reasons_text(&self) -> String {
         let known = Reason::ALL.map(Reason::as_str);
         let ordered = known
             .iter()
@@ -542,7 +542,7 @@ impl User {
 }
 
 /// A report being written in one of the formats.
-pub struct Writer<W: Write> {
+pub(crate) struct Writer<W: Write> {
     format: Format,
     by_user: bool,
     csv: Option<csv::Writer<W>>,
@@ -562,7 +562,7 @@ fn true_false(b: bool) -> &'static str {
 
 impl<W: Write> Writer<W> {
     /// Starts a report; the CSV header (or the table's) is part of even an empty report.
-    pub fn new(out: W, format: Format, by_user: bool) -> Result<Writer<W>> {
+    pub(crate) fn new(out: W, format: Format, by_user: bool) -> Result<Writer<W>> {
         let header: Vec<String> = if by_user {
             USER_COLUMNS.iter().map(|c| c.to_string()).collect()
         } else {
@@ -594,12 +594,12 @@ impl<W: Write> Writer<W> {
     }
 
     /// Rows written so far (not counting the header).
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.rows
     }
 
     /// Writes one sign-in.
-    pub fn sign_in(&mut self, r: &Row) -> Result<()> {
+    pub(crate) fn sign_in(&mut self, r: &Row) -> Result<()> {
         debug_assert!(!self.by_user);
         self.rows += 1;
         match self.format {
@@ -645,7 +645,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes one user's line.
-    pub fn user(&mut self, u: &User) -> Result<()> {
+    pub(crate) fn user(&mut self, u: &User) -> Result<()> {
         debug_assert!(self.by_user);
         self.rows += 1;
         let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
@@ -695,7 +695,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes what is buffered and flushes; returns the output.
-    pub fn finish(mut self) -> Result<W> {
+    pub(crate) fn finish(mut self) -> Result<W> {
         if let Some(csv) = self.csv.take() {
             return csv
                 .into_inner()
@@ -765,7 +765,7 @@ fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> Result<()> {
 }
 
 /// Writes the report of `window` to `out`; returns the number of rows.
-pub fn write<W: Write>(
+pub(crate) fn write<W: Write>(
     dataset: &Dataset,
     window: Window,
     format: Format,
@@ -790,7 +790,7 @@ pub fn write<W: Write>(
 }
 
 /// Writes a file whole or not at all: to a temporary name beside it, renamed when complete.
-pub fn write_file_atomically(
+pub(crate) fn write_file_atomically(
     path: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<()> {
@@ -820,7 +820,7 @@ pub fn write_file_atomically(
     result
 }
 
-pub fn run(args: ReportArgs) -> Result<()> {
+pub(crate) fn run(args: ReportArgs) -> Result<()> {
     if let (Some(s), Some(u)) = (args.since, args.until)
         && s > u
     {

@@ -30,15 +30,13 @@ use crate::report::{self, Dataset, Format, Users, Window};
 use crate::synthetic::GeneratorSource;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use mfagap_archiver::ArchiveArgs;
+use mfagap_archiver::{ArchiveArgs, ArchiveSettings};
 use mfagap_core::Stats;
-use mfagap_core::generate::GeneratorConfig;
-use mfagap_ingest::IngestArgs;
-use mfagap_ingest::config::{LogFormat, SourceKind};
-use mfagap_ingest::pipeline::{self, Summary};
-use mfagap_ingest::secret::Property;
-use mfagap_ingest::server::{self, Readiness};
-use mfagap_ingest::sink::KafkaSink;
+use mfagap_generate::GeneratorConfig;
+use mfagap_ingest::Summary;
+use mfagap_ingest::source::SourceKind;
+use mfagap_ingest::{IngestArgs, IngestSettings};
+use mfagap_runtime::{LogFormat, Property, Readiness, server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,7 +44,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// A TOML file of settings: this command's flags and those of `mfagap ingest` and
     /// `mfagap archive` (keys as the long flags).
     #[arg(long, value_name = "FILE", env = "MFAGAP_CONFIG")]
@@ -127,7 +125,7 @@ pub struct RunArgs {
 
 /// Where sign-in messages come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     Generator,
     Files(Vec<PathBuf>),
     /// One of the ingest service's sources, with its settings.
@@ -167,8 +165,8 @@ fn parse_input(s: &str) -> Result<Input, String> {
 
 /// The environment variable of a `run` setting for the config file: this command's flags,
 /// then the ingest service's, then the archiver's.
-pub fn env_of(key: &str) -> Option<String> {
-    mfagap_ingest::config::env_of_flag::<RunArgs>(key)
+pub(crate) fn env_of(key: &str) -> Option<String> {
+    mfagap_runtime::config::env_of_flag::<RunArgs>(key)
         .or_else(|| mfagap_ingest::config::env_of(key))
         .or_else(|| mfagap_archiver::config::env_of(key))
 }
@@ -193,66 +191,68 @@ struct Outcome {
     elapsed: Duration,
 }
 
-pub fn run(args: RunArgs) -> Result<()> {
-    mfagap_ingest::init_logging(LogFormat::Human, &args.log);
+pub(crate) fn run(args: RunArgs) -> Result<()> {
+    mfagap_runtime::service::init_logging(LogFormat::Human, &args.log);
     let mut ingest: IngestArgs = from_environment("ingest")?;
     let mut archive: ArchiveArgs = from_environment("archive")?;
     match &args.source {
         Input::Generator => {}
         Input::Files(files) => {
-            ingest.source = SourceKind::File;
+            ingest.source.kind = SourceKind::File;
             if !files.is_empty() {
-                ingest.inputs = files.clone();
+                ingest.source.file.inputs = files.clone();
             }
         }
-        Input::Service(kind) => ingest.source = *kind,
+        Input::Service(kind) => ingest.source.kind = *kind,
     }
 
     let started_at = chrono::Utc::now();
     let embedded = match &args.kafka_bootstrap {
         Some(bootstrap) => {
-            ingest.bootstrap = bootstrap.clone();
+            ingest.output.bootstrap = bootstrap.clone();
             None
         }
         None => {
-            ingest.topic = format!(
+            ingest.output.topic = format!(
                 "{}.{}-{}",
-                ingest.topic,
+                ingest.output.topic,
                 started_at.format("%Y%m%dT%H%M%SZ"),
                 std::process::id()
             );
             let broker = Embedded::start(&[
-                (ingest.topic.as_str(), args.partitions),
-                (ingest.dead_letter_topic.as_str(), 1),
+                (ingest.output.topic.as_str(), args.partitions),
+                (ingest.output.dead_letter_topic.as_str(), 1),
                 (archive.dead_letter_topic.as_str(), 1),
             ])?;
-            ingest.bootstrap = broker.bootstrap();
+            ingest.output.bootstrap = broker.bootstrap();
             eprintln!(
                 "mfagap run: in-process Kafka on {b} (topics {t}, {d}, {a}); while it runs: kcat -b {b} -L",
-                b = ingest.bootstrap,
-                t = ingest.topic,
-                d = ingest.dead_letter_topic,
+                b = ingest.output.bootstrap,
+                t = ingest.output.topic,
+                d = ingest.output.dead_letter_topic,
                 a = archive.dead_letter_topic,
             );
             Some(broker)
         }
     };
-    archive.bootstrap = ingest.bootstrap.clone();
-    archive.topic = ingest.topic.clone();
+    archive.bootstrap = ingest.output.bootstrap.clone();
+    archive.topic = ingest.output.topic.clone();
     archive.data = args.data.clone();
     if !args.storage_options.is_empty() {
         archive.storage_options = args.storage_options.clone();
     }
     // The services' own endpoints on free ports: `run` serves both services' metrics on one.
     let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
-    ingest.listen = any_port;
+    ingest.service.listen = any_port;
     archive.listen = any_port;
+    let ingest_settings = ingest.settings()?;
+    let archive_settings = archive.settings()?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let result = rt.block_on(together(&args, ingest.clone(), archive));
+    let result = rt.block_on(together(&args, ingest_settings, archive_settings));
     rt.shutdown_timeout(Duration::from_secs(1));
     drop(embedded); // after every client of it is gone
     let outcome = result?;
@@ -260,9 +260,13 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Runs both services until the source is exhausted and the archiver has caught up.
-async fn together(args: &RunArgs, ingest: IngestArgs, archive: ArchiveArgs) -> Result<Outcome> {
+async fn together(
+    args: &RunArgs,
+    ingest: IngestSettings,
+    archive: ArchiveSettings,
+) -> Result<Outcome> {
     let started = Instant::now();
-    let handle = mfagap_ingest::metrics::install();
+    let handle = mfagap_runtime::metrics::install();
     let ready = Readiness::default();
     let endpoint = CancellationToken::new();
     let addr = server::serve(args.listen, handle.clone(), ready.clone(), endpoint.clone()).await?;
@@ -270,7 +274,7 @@ async fn together(args: &RunArgs, ingest: IngestArgs, archive: ArchiveArgs) -> R
     ready.set(true);
 
     let stop = CancellationToken::new();
-    tokio::spawn(mfagap_ingest::stop_on_signal(stop.clone()));
+    tokio::spawn(mfagap_runtime::service::stop_on_signal(stop.clone()));
     let archiver_stop = CancellationToken::new();
     let mut archiver = tokio::spawn(mfagap_archiver::run(archive, archiver_stop.clone()));
     let mut ingesting: JoinHandle<Result<Summary>> = match args.source {
@@ -374,13 +378,11 @@ fn archiver_ended(
 /// The ingest pipeline over the generator, set up as `mfagap_ingest::run` sets up its own
 /// sources (the metrics endpoint is `run`'s).
 async fn ingest_generated(
-    args: IngestArgs,
+    settings: IngestSettings,
     source: GeneratorSource,
     stop: CancellationToken,
 ) -> Result<Summary> {
-    let ready = Readiness::default();
-    let sink = KafkaSink::new(&args.sink_config(), ready.clone())?;
-    pipeline::run(source, sink, args.pipeline_config(), stop, ready).await
+    mfagap_ingest::run_with(source, &settings, stop, Readiness::default()).await
 }
 
 /// A dataset root that is a local directory (not `scheme://…`).
@@ -421,14 +423,14 @@ fn summarize(args: &RunArgs, ingest: &IngestArgs, o: &Outcome) -> Result<()> {
                 String::new()
             }
         ),
-        Input::Files(_) => format!("files {:?}", ingest.inputs),
+        Input::Files(_) => format!("files {:?}", ingest.source.file.inputs),
         Input::Service(kind) => format!("{kind:?}").to_lowercase(),
     };
     let kafka = match &args.kafka_bootstrap {
-        Some(b) => format!("{b}, topic {}", ingest.topic),
+        Some(b) => format!("{b}, topic {}", ingest.output.topic),
         None => format!(
             "in-process broker (gone with the run), topic {}",
-            ingest.topic
+            ingest.output.topic
         ),
     };
     println!(
@@ -463,7 +465,7 @@ fn summarize(args: &RunArgs, ingest: &IngestArgs, o: &Outcome) -> Result<()> {
                 .report
                 .clone()
                 .unwrap_or_else(|| root.join("report.csv"));
-            let (rows, users) = write_report(root, &ingest.topic, &path)?;
+            let (rows, users) = write_report(root, &ingest.output.topic, &path)?;
             let top: Vec<_> = users.into_iter().take(10).collect();
             let name = |u: &report::User| {
                 if u.user_principal_name.is_empty() {

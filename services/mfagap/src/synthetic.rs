@@ -7,14 +7,14 @@
 
 use anyhow::Result;
 use mfagap_core::Source as Origin;
-use mfagap_core::generate::{Generator, GeneratorConfig};
 use mfagap_core::lenient::Text;
+use mfagap_generate::{Generator, GeneratorConfig};
 use mfagap_ingest::source::{Message, Source};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// `messages` generated message bodies, at most `rate` a second (0: as fast as read).
-pub struct GeneratorSource {
+pub(crate) struct GeneratorSource {
     generator: Generator,
     messages: u64,
     produced: u64,
@@ -23,7 +23,7 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
-    pub fn new(config: GeneratorConfig, messages: u64, rate: u64) -> GeneratorSource {
+    pub(crate) fn new(config: GeneratorConfig, messages: u64, rate: u64) -> GeneratorSource {
         GeneratorSource {
             generator: Generator::new(config),
             messages,
@@ -37,6 +37,7 @@ impl GeneratorSource {
 /// The partition name of the synthetic stream, in commits and metrics.
 const PARTITION: &str = "generator";
 
+#[async_trait::async_trait]
 impl Source for GeneratorSource {
     async fn next(&mut self) -> Result<Option<Message>> {
         if self.produced >= self.messages {

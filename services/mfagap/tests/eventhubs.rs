@@ -169,7 +169,7 @@ impl Ingest {
 
     fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
-            unsafe { libc::kill(c.id() as i32, sig) };
+            mfagap_testkit::process::signal(c.id(), sig);
         }
     }
 
@@ -629,7 +629,7 @@ fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops()
         std::thread::sleep(Duration::from_millis(200));
     }
     // An endless source: the run ends on SIGTERM, after the archiver has published it all.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    mfagap_testkit::process::signal(child.id(), mfagap_testkit::process::SIGTERM);
     let out = child.wait_with_output().unwrap();
     let summary = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{:?}\n{}", out.status, tail(&log));

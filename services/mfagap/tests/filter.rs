@@ -1,6 +1,6 @@
 //! `mfagap filter` as a user runs it: files and pipes in, records and a summary out.
 
-use mfagap_core::generate::{ExpectedOutcome, Generator, GeneratorConfig};
+use mfagap_generate::{ExpectedOutcome, Generator, GeneratorConfig};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -89,7 +89,7 @@ impl Ingest {
     }
 
     fn signal(&self, sig: i32) {
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        mfagap_testkit::process::signal(self.child.id(), sig);
     }
 
     /// SIGTERM, and the exit status with how long it took.

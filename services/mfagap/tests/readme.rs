@@ -61,7 +61,8 @@ fn bracket(text: &str, name: &str) -> Option<String> {
 
 /// Every long flag of a `--help` output, but `--help`.
 fn parse_help(text: &str) -> Vec<Flag> {
-    // Split the Options section into one block of lines per flag.
+    // Split the Options section, and the sections of flag groups after it, into one block of
+    // lines per flag.
     let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
     let mut in_options = false;
     for line in text.lines() {
@@ -74,6 +75,13 @@ fn parse_help(text: &str) -> Vec<Flag> {
         }
         let trimmed = line.trim_start();
         let indent = line.len() - trimmed.len();
+        // The flags of a group come under their own heading ("Event Hubs source:").
+        if indent == 0 && trimmed.ends_with(':') {
+            if let Some((_, body)) = blocks.last_mut() {
+                body.push(String::new());
+            }
+            continue;
+        }
         let is_flag = indent <= 6
             && (trimmed.starts_with("--")
                 || (trimmed.starts_with('-') && trimmed.get(2..4) == Some(", ")));

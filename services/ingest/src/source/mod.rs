@@ -1,21 +1,28 @@
-//! Where message bodies come from: one small interface, several inputs.
+//! Where message bodies come from: one small interface, one folder per input.
 //!
-//! A source hands out Event Hubs message bodies with their coordinates and, when the pipeline
-//! says everything before a position is safely in Kafka, persists that position (a Kafka offset
-//! commit, an Event Hubs checkpoint). Sources never look inside a body: decoding and the rule
-//! are the core's.
+//! A source hands out Event Hubs message bodies with their coordinates and, when the sink says
+//! everything before a position is safely delivered (see `sink`), persists that position where
+//! it belongs (a Kafka offset commit, an Event Hubs checkpoint). Sources never look inside a
+//! body: decoding and the rule are the core's.
+//!
+//! Each source is a folder: its settings (`config.rs`: the flags under its own `--help`
+//! heading, and the library settings they become), its implementation with a `build()` from
+//! settings to a running source, and its tests. Adding a source is one folder, one
+//! [`SourceKind`] variant and one arm in [`build`].
 
+pub(crate) mod connection;
 pub mod eventhubs;
 pub mod file;
 pub mod kafka;
 
 use anyhow::Result;
 use mfagap_core::Source as Origin;
-use std::future::Future;
+use mfagap_runtime::Secret;
 
 /// One message body as delivered, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Message {
+    /// The message body, untouched: what the core decodes and a dead letter keeps.
     pub body: Vec<u8>,
     /// The partition's name, unique within the source (e.g. `topic/3`, a file path).
     pub partition: String,
@@ -26,12 +33,14 @@ pub struct Message {
 }
 
 /// An input of the ingest pipeline.
+#[async_trait::async_trait]
 pub trait Source: Send {
-    /// The next message; `None` when a finite input is exhausted.
-    fn next(&mut self) -> impl Future<Output = Result<Option<Message>>> + Send;
+    /// The next message; `None` when a finite input is exhausted. Cancel-safe: the pipeline
+    /// selects on it beside its ticks and the stop signal.
+    async fn next(&mut self) -> Result<Option<Message>>;
 
-    /// Persists resume points: for each partition, every position before the one given has
-    /// been delivered.
+    /// Persists resume points the sink released: for each partition, every position before
+    /// the one given has been delivered.
     fn commit(&mut self, points: &[(String, i64)]) -> Result<()>;
 
     /// Partitions this replica lost since the last call (rebalance).
@@ -48,9 +57,20 @@ pub trait Source: Send {
 
     /// Called once when the pipeline stops: persist the last positions and release what the
     /// source holds (partitions, connections).
-    fn close(&mut self) -> impl Future<Output = Result<()>> + Send {
-        async { Ok(()) }
+    async fn close(&mut self) -> Result<()> {
+        Ok(())
     }
+}
+
+/// Which input to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    /// Event Hubs over AMQP: partitions shared among replicas, checkpoints in Blob storage.
+    Eventhubs,
+    /// Event Hubs through its Kafka endpoint, or any Kafka topic.
+    Kafka,
+    /// JSON Lines files or standard input.
+    File,
 }
 
 /// Where a partition without a committed position starts.
@@ -80,5 +100,106 @@ impl std::str::FromStr for StartAt {
                     )
                 }),
         }
+    }
+}
+
+/// The flags every source shares, and each source's own, under their `--help` headings.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Source")]
+pub struct SourceArgs {
+    /// Where message bodies come from.
+    #[arg(
+        long = "source",
+        value_enum,
+        env = "MFAGAP_SOURCE",
+        default_value = "kafka"
+    )]
+    pub kind: SourceKind,
+    /// Event Hubs and Kafka sources: the consumer group (create a dedicated one in Event Hubs).
+    #[arg(
+        long,
+        value_name = "GROUP",
+        env = "MFAGAP_CONSUMER_GROUP",
+        default_value = "mfagap-ingest"
+    )]
+    pub consumer_group: String,
+    /// Event Hubs namespace (or event hub) connection string, for the eventhubs source or the
+    /// namespace's Kafka endpoint; prefer the environment variable.
+    #[arg(
+        long,
+        value_name = "STRING",
+        env = "MFAGAP_EVENTHUBS_CONNECTION_STRING",
+        hide_env_values = true
+    )]
+    pub eventhubs_connection_string: Option<Secret>,
+    /// Where a partition without a committed position starts: earliest, latest, or (Event
+    /// Hubs) an RFC 3339 enqueued time.
+    #[arg(
+        long,
+        value_name = "WHERE",
+        env = "MFAGAP_START_POSITION",
+        default_value = "earliest"
+    )]
+    pub start_position: StartAt,
+    /// The `file` source's flags.
+    #[command(flatten)]
+    pub file: file::FileArgs,
+    /// The `kafka` source's flags.
+    #[command(flatten)]
+    pub kafka: kafka::KafkaArgs,
+    /// The `eventhubs` source's flags.
+    #[command(flatten)]
+    pub eventhubs: eventhubs::EventHubsArgs,
+}
+
+/// The chosen source's settings, checked.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// `--source file`.
+    File(file::FileSettings),
+    /// `--source kafka`.
+    Kafka(kafka::KafkaSettings),
+    /// `--source eventhubs` (boxed: far larger than the others).
+    Eventhubs(Box<eventhubs::EventHubsSettings>),
+}
+
+impl SourceArgs {
+    /// The settings of the source `--source` names; errors name the missing or wrong flag.
+    pub fn settings(&self) -> Result<SourceSettings> {
+        Ok(match self.kind {
+            SourceKind::File => SourceSettings::File(self.file.settings()),
+            SourceKind::Kafka => SourceSettings::Kafka(self.kafka.settings(self)?),
+            SourceKind::Eventhubs => {
+                SourceSettings::Eventhubs(Box::new(self.eventhubs.settings(self)?))
+            }
+        })
+    }
+}
+
+/// Starts the source the settings describe.
+pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>> {
+    Ok(match settings {
+        SourceSettings::File(s) => Box::new(file::build(s)?),
+        SourceSettings::Kafka(s) => Box::new(kafka::build(s)?),
+        SourceSettings::Eventhubs(s) => Box::new(eventhubs::build(s)?),
+    })
+}
+
+#[async_trait::async_trait]
+impl<S: Source + ?Sized> Source for Box<S> {
+    async fn next(&mut self) -> Result<Option<Message>> {
+        (**self).next().await
+    }
+    fn commit(&mut self, points: &[(String, i64)]) -> Result<()> {
+        (**self).commit(points)
+    }
+    fn revoked(&mut self) -> Vec<String> {
+        (**self).revoked()
+    }
+    fn lag(&mut self) -> Vec<(String, i64)> {
+        (**self).lag()
+    }
+    async fn close(&mut self) -> Result<()> {
+        (**self).close().await
     }
 }

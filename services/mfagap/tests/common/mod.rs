@@ -9,12 +9,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-pub fn mfagap() -> Command {
+pub(crate) fn mfagap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfagap"))
 }
 
 /// What `mfagap filter` prints for the same input: records (comparable form) and dead letters.
-pub fn filter_reference(input: &Input, dir: &Path) -> (Vec<Value>, Vec<Vec<u8>>) {
+pub(crate) fn filter_reference(input: &Input, dir: &Path) -> (Vec<Value>, Vec<Vec<u8>>) {
     let file = dir.join("input.jsonl");
     input.write(&file).unwrap();
     let dl = dir.join("dead.jsonl");
@@ -49,13 +49,13 @@ pub fn filter_reference(input: &Input, dir: &Path) -> (Vec<Value>, Vec<Vec<u8>>)
     (records, dead)
 }
 
-pub fn base64_decode(s: &str) -> Vec<u8> {
+pub(crate) fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
 /// The output topic's records, checked for headers and key, in comparable form.
-pub fn output_records(b: &Broker, topic: &str) -> Vec<Value> {
+pub(crate) fn output_records(b: &Broker, topic: &str) -> Vec<Value> {
     let mut out: Vec<Value> = b
         .read_all(topic)
         .unwrap()
@@ -78,7 +78,7 @@ pub fn output_records(b: &Broker, topic: &str) -> Vec<Value> {
     out
 }
 
-pub fn ids(records: &[Value]) -> BTreeSet<(String, String)> {
+pub(crate) fn ids(records: &[Value]) -> BTreeSet<(String, String)> {
     records
         .iter()
         .map(|v| {

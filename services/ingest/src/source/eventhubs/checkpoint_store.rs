@@ -15,13 +15,13 @@
 //! The SDK's own Blob store (0.9) is built for client 0.15, which cannot sign SAS connection
 //! strings; this one runs on `object_store`, with the same settings as the archiver's storage.
 
-use crate::secret::{Property, display_property};
 use anyhow::{Context, Result, bail};
 use azure_core::http::Etag;
 use azure_core::time::OffsetDateTime;
 use azure_messaging_eventhubs::CheckpointStore;
 use azure_messaging_eventhubs::models::{Checkpoint, Ownership};
 use futures::TryStreamExt;
+use mfagap_runtime::secret::{Property, display_property};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::path::Path;
 use object_store::{
@@ -180,11 +180,11 @@ fn group_prefix(namespace: &str, hub: &str, group: &str, kind: &str) -> String {
     )
 }
 
+/// The store's error kept as the source, so that `connect::kind_of` can tell a missing
+/// container or a refused key (configuration) from an outage (retry).
 fn storage_error(e: object_store::Error) -> azure_core::Error {
-    azure_core::Error::with_message(
-        azure_core::error::ErrorKind::Io,
-        format!("checkpoint store: {e}"),
-    )
+    let message = format!("checkpoint store: {e}");
+    azure_core::Error::with_error(azure_core::error::ErrorKind::Io, e, message)
 }
 
 fn to_offset_date_time(t: chrono::DateTime<chrono::Utc>) -> OffsetDateTime {

@@ -31,13 +31,15 @@ use tokio::time::Instant;
 /// How often checkpoints are written.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
+    /// A moving partition's checkpoint is written at least this often (`--checkpoint-interval`).
     pub interval: Duration,
+    /// Or sooner, once this many events are past the last one written (`--checkpoint-every`).
     pub every: u64,
 }
 
 /// The event hub and consumer group the checkpoints belong to.
 #[derive(Debug, Clone)]
-pub struct Scope {
+pub(crate) struct Scope {
     pub namespace: String,
     pub event_hub: String,
     pub consumer_group: String,
@@ -59,7 +61,7 @@ struct PartitionState {
 }
 
 /// Decides what to checkpoint; the writing happens on its own task.
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     policy: Policy,
     scope: Scope,
     partitions: HashMap<String, PartitionState>,
@@ -67,7 +69,11 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn spawn(store: Arc<BlobCheckpointStore>, scope: Scope, policy: Policy) -> Checkpointer {
+    pub(crate) fn spawn(
+        store: Arc<BlobCheckpointStore>,
+        scope: Scope,
+        policy: Policy,
+    ) -> Checkpointer {
         let (writer, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(store, scope.event_hub.clone(), rx));
         Checkpointer {
@@ -79,7 +85,12 @@ impl Checkpointer {
     }
 
     /// An event was handed to the pipeline.
-    pub fn read(&mut self, partition_id: &str, sequence_number: i64, offset: Option<String>) {
+    pub(crate) fn read(
+        &mut self,
+        partition_id: &str,
+        sequence_number: i64,
+        offset: Option<String>,
+    ) {
         let p = self.partitions.entry(partition_id.to_owned()).or_default();
         // A partition read again from its checkpoint starts lower: what was kept is stale.
         if p.read.back().is_some_and(|(s, _)| *s >= sequence_number) {
@@ -89,7 +100,7 @@ impl Checkpointer {
     }
 
     /// Every event before `resume` is acknowledged; checkpoints it if the policy says so.
-    pub fn allow(&mut self, partition_id: &str, resume: i64, now: Instant) {
+    pub(crate) fn allow(&mut self, partition_id: &str, resume: i64, now: Instant) {
         let Some(p) = self.partitions.get_mut(partition_id) else {
             return;
         };
@@ -119,7 +130,7 @@ impl Checkpointer {
 
     /// Hands over the pending points whose interval has passed: a partition that went quiet
     /// right after a write still gets its last point written within the interval.
-    pub fn hand_over_due(&mut self, now: Instant) {
+    pub(crate) fn hand_over_due(&mut self, now: Instant) {
         let due: Vec<String> = self
             .partitions
             .iter()
@@ -136,7 +147,7 @@ impl Checkpointer {
     }
 
     /// Hands every pending point to the writer, due or not.
-    pub fn hand_over_all(&mut self, now: Instant) {
+    pub(crate) fn hand_over_all(&mut self, now: Instant) {
         let ids: Vec<String> = self.partitions.keys().cloned().collect();
         for id in ids {
             self.hand_over(&id, now);
@@ -144,7 +155,7 @@ impl Checkpointer {
     }
 
     /// The partition is no longer ours: write what it has pending, then forget it.
-    pub fn lost(&mut self, partition_id: &str) {
+    pub(crate) fn lost(&mut self, partition_id: &str) {
         self.hand_over(partition_id, Instant::now());
         self.partitions.remove(partition_id);
     }
@@ -168,7 +179,7 @@ impl Checkpointer {
     }
 
     /// Writes everything handed over so far; returns when it is stored or the writer gave up.
-    pub async fn flush(&mut self) -> Result<()> {
+    pub(crate) async fn flush(&mut self) -> Result<()> {
         self.hand_over_all(Instant::now());
         let (tx, rx) = oneshot::channel();
         if self.writer.send(Command::Flush(tx)).is_err() {

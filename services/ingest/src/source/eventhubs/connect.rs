@@ -6,11 +6,12 @@
 //! on the endpoint's port (5672 by default). Audiences and checkpoint names keep the
 //! namespace's own name either way.
 
-use crate::connection::ConnectionInfo;
-use crate::secret::Secret;
-use anyhow::{Context, Result, bail};
+use crate::source::connection::ConnectionInfo;
+use anyhow::{Result, bail};
 use azure_core::credentials::TokenCredential;
 use azure_messaging_eventhubs::ConsumerClient;
+use mfagap_runtime::Secret;
+use mfagap_runtime::{Error, ErrorKind};
 use std::sync::Arc;
 
 /// How the source authenticates when no connection string is given.
@@ -33,10 +34,13 @@ pub enum CredentialKind {
 pub struct Target {
     /// The fully qualified namespace, e.g. `contoso.servicebus.windows.net`.
     pub namespace: String,
+    /// The event hub read: `--eventhub`, else the connection string's `EntityPath`.
     pub event_hub: String,
+    /// The consumer group; checkpoints and ownership are kept per group.
     pub consumer_group: String,
     /// `amqp://host:port` to dial instead of the namespace (emulator, proxy, test double).
     pub endpoint: Option<String>,
+    /// The connection string's key, or an Entra ID credential.
     pub auth: Auth,
 }
 
@@ -123,19 +127,79 @@ impl Target {
                 Auth::ConnectionString(cs) => vec![cs],
                 Auth::Entra(_) => vec![],
             };
-            anyhow::anyhow!(
-                "cannot open event hub {} in namespace {}: {}",
-                self.event_hub,
-                self.namespace,
-                crate::secret::scrub(&causes(&e), &[], &secrets)
+            Error::new(
+                kind_of(&e),
+                format!(
+                    "cannot open event hub {} in namespace {}: {}",
+                    self.event_hub,
+                    self.namespace,
+                    mfagap_runtime::secret::scrub(&causes(&e), &[], &secrets)
+                ),
             )
+            .into()
         })
     }
 }
 
+/// What to do about an SDK or storage error, read from its types along the source chain:
+/// a refused credential, an unknown event hub or consumer group, a missing or forbidden
+/// checkpoint container is a configuration error; anything else may pass.
+pub(crate) fn kind_of(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
+    use azure_core::http::StatusCode;
+    use azure_core_amqp::error::{AmqpErrorCondition, AmqpErrorKind};
+    let refused = |s: StatusCode| {
+        matches!(
+            s,
+            StatusCode::Unauthorized | StatusCode::Forbidden | StatusCode::NotFound
+        )
+    };
+    let mut next = Some(e);
+    let mut depth = 0;
+    while let Some(e) = next {
+        if let Some(a) = e.downcast_ref::<azure_core_amqp::AmqpError>() {
+            match a.kind() {
+                AmqpErrorKind::ManagementStatusCode(s, _) if refused(*s) => {
+                    return ErrorKind::Configuration;
+                }
+                AmqpErrorKind::AmqpDescribedError(d)
+                    if matches!(
+                        d.condition,
+                        AmqpErrorCondition::UnauthorizedAccess | AmqpErrorCondition::NotFound
+                    ) =>
+                {
+                    return ErrorKind::Configuration;
+                }
+                _ => {}
+            }
+        }
+        if let Some(c) = e.downcast_ref::<azure_core::Error>() {
+            match c.kind() {
+                azure_core::error::ErrorKind::Credential => return ErrorKind::Configuration,
+                azure_core::error::ErrorKind::HttpResponse { status, .. } if refused(*status) => {
+                    return ErrorKind::Configuration;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = e.downcast_ref::<object_store::Error>()
+            && matches!(
+                s,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::PermissionDenied { .. }
+            )
+        {
+            return ErrorKind::Configuration;
+        }
+        depth += 1;
+        next = if depth < 16 { e.source() } else { None };
+    }
+    ErrorKind::Retryable
+}
+
 /// An SDK error with its causes: the top level alone often hides the service's answer (a 401
 /// and its reason sit a few sources down).
-pub fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(e);
     while let Some(e) = next {
@@ -206,7 +270,13 @@ fn credential(kind: CredentialKind) -> Result<Arc<dyn TokenCredential>> {
         CredentialKind::Developer => DeveloperToolsCredential::new(None).map(|c| c as _),
         CredentialKind::Auto => unreachable!("resolved above"),
     };
-    made.with_context(|| format!("cannot set up the {kind:?} credential"))
+    made.map_err(|e| {
+        Error::configuration(format!(
+            "cannot set up the {kind:?} credential: {}",
+            causes(&e)
+        ))
+        .into()
+    })
 }
 
 #[cfg(test)]

@@ -16,10 +16,16 @@
 //! processor does not give up ownership on shutdown: `close` clears this replica's ownership
 //! blobs after the last checkpoints, so the others take over at once.
 
-pub mod checkpoint_store;
-pub mod checkpointer;
-pub mod connect;
+pub(crate) mod checkpoint_store;
+pub(crate) mod checkpointer;
+mod config;
+pub(crate) mod connect;
 mod watchdog;
+
+pub use checkpoint_store::BlobCheckpointStore;
+pub use checkpointer::Policy;
+pub use config::{Balancing, EventHubsArgs, EventHubsSettings};
+pub use connect::{CredentialKind, Target};
 
 use super::{Message, Source, StartAt};
 use crate::metrics;
@@ -28,50 +34,20 @@ use azure_messaging_eventhubs::models::{EventHubProperties, Ownership};
 use azure_messaging_eventhubs::processor::PartitionClient;
 use azure_messaging_eventhubs::{
     CheckpointStore, ConsumerClient, EventProcessor, ProcessorStrategy, StartLocation,
-    StartPosition, error::ErrorKind,
+    StartPosition,
 };
-use checkpoint_store::BlobCheckpointStore;
-use checkpointer::{Checkpointer, Policy, Scope};
-use connect::Target;
+use checkpointer::{Checkpointer, Scope};
 use futures::StreamExt;
 use mfagap_core::Source as Origin;
 use mfagap_core::lenient::Text;
+use mfagap_runtime::ErrorKind;
+use mfagap_runtime::{Backoff, Error};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// How partitions are shared among replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Balancing {
-    /// Claim one partition per round until the load is even: little contention, but a lone
-    /// replica needs one round per partition to own them all.
-    Balanced,
-    /// Claim every partition available at once (stealing down to an even share): the fastest
-    /// start and take-over.
-    Greedy,
-}
-
-/// Settings of the `eventhubs` source.
-#[derive(Debug, Clone)]
-pub struct EventHubsConfig {
-    pub target: Target,
-    pub checkpoint_store: String,
-    pub checkpoint_store_options: Vec<crate::secret::Property>,
-    pub start: StartAt,
-    pub checkpoint: Policy,
-    pub balancing: Balancing,
-    /// How often ownership is renewed and the load balanced.
-    pub balancing_interval: Duration,
-    /// An owner that has not renewed for this long has died: its partitions are free.
-    pub ownership_expiration: Duration,
-    /// Events each partition's receiver fetches ahead.
-    pub prefetch: u32,
-    /// A receiver with events waiting that gets none for this long is opened again.
-    pub stall_timeout: Duration,
-}
 
 /// One event on its way to the pipeline.
 struct Event {
@@ -129,6 +105,11 @@ impl Shared {
     }
 }
 
+/// Opens the checkpoint store and starts reading the event hub the settings name.
+pub fn build(settings: &EventHubsSettings) -> Result<EventHubsSource> {
+    EventHubsSource::start(settings.clone())
+}
+
 /// The `eventhubs` source.
 pub struct EventHubsSource {
     events: mpsc::Receiver<Result<Event>>,
@@ -146,7 +127,7 @@ pub struct EventHubsSource {
 impl EventHubsSource {
     /// Opens the checkpoint store and starts the supervisor; the first connection's failure
     /// (a wrong key, an unknown event hub) comes out of the first `next`.
-    pub fn start(config: EventHubsConfig) -> Result<EventHubsSource> {
+    pub fn start(config: EventHubsSettings) -> Result<EventHubsSource> {
         let store = Arc::new(BlobCheckpointStore::open(
             &config.checkpoint_store,
             &config.checkpoint_store_options,
@@ -243,6 +224,7 @@ impl EventHubsSource {
     }
 }
 
+#[async_trait::async_trait]
 impl Source for EventHubsSource {
     async fn next(&mut self) -> Result<Option<Message>> {
         let Some(event) = self.events.recv().await else {
@@ -366,7 +348,7 @@ fn instance_id() -> String {
 /// after a failure. A failure before the first success ends the source: a wrong key or an
 /// unknown event hub is a configuration error, not something to retry forever.
 async fn supervise(
-    config: EventHubsConfig,
+    config: EventHubsSettings,
     store: Arc<BlobCheckpointStore>,
     instance: String,
     shared: Arc<Shared>,
@@ -374,7 +356,7 @@ async fn supervise(
     stop: CancellationToken,
 ) {
     let mut started = false;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     while !stop.is_cancelled() {
         let opened = tokio::select! {
             _ = stop.cancelled() => return,
@@ -382,17 +364,17 @@ async fn supervise(
         };
         let processor = match opened {
             Ok(p) => p,
-            Err(e) if !started && is_configuration_error(&e) => {
+            Err(e) if !started && Error::kind_of(&e) == Some(ErrorKind::Configuration) => {
                 let _ = tx.send(Err(e)).await;
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "cannot open Event Hubs; retrying");
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "cannot open Event Hubs; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };
@@ -400,7 +382,7 @@ async fn supervise(
             metrics::processor_restarted();
         }
         started = true;
-        backoff = Duration::from_millis(500);
+        backoff.reset();
         let watchdog = match watchdog::Watchdog::open(
             &config.target,
             &instance,
@@ -412,7 +394,7 @@ async fn supervise(
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot open the management connection; retrying");
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
         };
@@ -488,7 +470,7 @@ async fn serve(
 /// Opens the client, resolves where partitions without a checkpoint start, and builds the
 /// processor.
 async fn open(
-    config: &EventHubsConfig,
+    config: &EventHubsSettings,
     store: &Arc<BlobCheckpointStore>,
     instance: &str,
     shared: &Shared,
@@ -502,19 +484,25 @@ async fn open(
         )
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read the checkpoint store {}: {}",
-                store.location,
-                connect::causes(&e)
+            Error::new(
+                connect::kind_of(&e),
+                format!(
+                    "cannot read the checkpoint store {}: {}",
+                    store.location,
+                    connect::causes(&e)
+                ),
             )
         })?;
     let client = config.target.open(instance).await?;
     let properties = client.get_eventhub_properties().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read event hub {} in namespace {}: {}",
-            config.target.event_hub,
-            config.target.namespace,
-            connect::causes(&e)
+        Error::new(
+            connect::kind_of(&e),
+            format!(
+                "cannot read event hub {} in namespace {}: {}",
+                config.target.event_hub,
+                config.target.namespace,
+                connect::causes(&e)
+            ),
         )
     })?;
     let start = start_positions(&client, &properties, config.start).await?;
@@ -636,7 +624,12 @@ async fn pump(
             };
             let event = match item {
                 None => break End::Failed("the stream ended".to_owned()),
-                Some(Err(e)) if matches!(e.kind, ErrorKind::ConsumerDisconnected(_)) => {
+                Some(Err(e))
+                    if matches!(
+                        e.kind,
+                        azure_messaging_eventhubs::error::ErrorKind::ConsumerDisconnected(_)
+                    ) =>
+                {
                     break End::Taken(connect::causes(&e));
                 }
                 Some(Err(e)) => break End::Failed(connect::causes(&e)),
@@ -717,23 +710,6 @@ enum End {
     Failed(String),
     /// The source is stopping or reopening.
     Stopped,
-}
-
-/// Errors no retry can fix: credentials, names.
-fn is_configuration_error(e: &anyhow::Error) -> bool {
-    let text = format!("{e:#}").to_ascii_lowercase();
-    [
-        "401",
-        "unauthorized",
-        "invalidsignature",
-        "expiredtoken",
-        "credential",
-        "not found",
-        "notfound",
-        "404",
-    ]
-    .iter()
-    .any(|k| text.contains(k))
 }
 
 fn azure_duration(d: Duration) -> azure_core::time::Duration {

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 /// Where a partition without a checkpoint starts reading, as the processor was told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(super) enum Start {
     /// From the oldest event retained.
     Earliest,
     /// After this sequence number (`latest`, pinned when the processor opened).
@@ -37,7 +37,7 @@ pub enum Start {
 
 impl Start {
     /// What the processor's start position for a partition means for the watchdog.
-    pub fn of(position: &StartPosition) -> Start {
+    pub(super) fn of(position: &StartPosition) -> Start {
         match (&position.location, position.inclusive) {
             (StartLocation::Earliest, _) => Start::Earliest,
             (StartLocation::SequenceNumber(s), false) => Start::After(*s),
@@ -48,7 +48,7 @@ impl Start {
 }
 
 /// Polls partition properties for lag and liveness.
-pub struct Watchdog {
+pub(super) struct Watchdog {
     client: ConsumerClient,
     stall: Duration,
     store: Arc<BlobCheckpointStore>,
@@ -56,7 +56,7 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    pub async fn open(
+    pub(super) async fn open(
         target: &Target,
         instance: &str,
         stall: Duration,
@@ -102,12 +102,12 @@ impl Watchdog {
     }
 
     /// How often to look.
-    pub fn period(&self) -> Duration {
+    pub(super) fn period(&self) -> Duration {
         (self.stall / 2).max(Duration::from_secs(1))
     }
 
     /// Updates the lag of every owned partition; names a stuck one, or the failure to ask.
-    pub async fn check(&self, shared: &Shared) -> Option<String> {
+    pub(super) async fn check(&self, shared: &Shared) -> Option<String> {
         let owned: Vec<String> = shared.owned_now().into_keys().collect();
         let mut failures = 0;
         // Read at most once per look, and only for partitions that have passed nothing on.
@@ -184,7 +184,7 @@ impl Watchdog {
             .then(|| "the management connection does not answer".to_owned())
     }
 
-    pub async fn close(self) {
+    pub(super) async fn close(self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.client.close()).await;
     }
 }

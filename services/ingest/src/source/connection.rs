@@ -1,11 +1,11 @@
 //! Event Hubs connection strings, read without ever echoing them.
 
-use crate::secret::Secret;
 use anyhow::{Result, bail};
+use mfagap_runtime::Secret;
 
 /// What a namespace or event-hub connection string says, minus the key itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     /// `NAMESPACE.servicebus.windows.net`, or `localhost` for the emulator.
     pub host: String,
     /// The endpoint's port, when it names one (the emulator's AMQP port in tests).
@@ -20,7 +20,7 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// Parses `Endpoint=sb://…/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…]`.
     /// Errors name the missing part, never the string.
-    pub fn parse(s: &Secret) -> Result<ConnectionInfo> {
+    pub(crate) fn parse(s: &Secret) -> Result<ConnectionInfo> {
         let (mut endpoint, mut entity_path, mut key_name, mut emulator) = (None, None, None, false);
         for part in s
             .expose()
@@ -74,12 +74,12 @@ impl ConnectionInfo {
     }
 
     /// The emulator's plain AMQP endpoint: the client dials TLS on 5671 unless told otherwise.
-    pub fn amqp_endpoint(&self) -> String {
+    pub(crate) fn amqp_endpoint(&self) -> String {
         format!("amqp://{}:{}", self.host, self.port.unwrap_or(5672))
     }
 
     /// The namespace's Kafka endpoint.
-    pub fn kafka_bootstrap(&self) -> String {
+    pub(crate) fn kafka_bootstrap(&self) -> String {
         let port = if self.emulator { 9092 } else { 9093 };
         format!("{}:{port}", self.host)
     }

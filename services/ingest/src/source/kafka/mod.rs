@@ -6,39 +6,27 @@
 //! and metadata timers under the 240 s after which Azure's load balancer drops idle
 //! connections.
 
+mod config;
+
+pub use config::{KafkaArgs, KafkaSettings, StartPosition};
+
+use super::connection::ConnectionInfo;
 use super::{Message, Source};
-use crate::connection::ConnectionInfo;
-use crate::consumer_lag::{self, ConsumerLag};
-use crate::secret::{Property, Secret, display_property, scrub};
 use anyhow::{Context, Result, bail};
 use mfagap_core::Source as Origin;
 use mfagap_core::lenient::Text;
+use mfagap_runtime::kafka::{ConsumerLag, KafkaConfig};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where a partition without a committed offset starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StartPosition {
-    Earliest,
-    Latest,
-}
-
-#[derive(Debug, Clone)]
-pub struct KafkaSourceConfig {
-    /// Bootstrap servers; derived from the connection string when absent.
-    pub bootstrap: Option<String>,
-    /// Topics (event hubs); the connection string's EntityPath when empty.
-    pub topics: Vec<String>,
-    pub group: String,
-    pub connection_string: Option<Secret>,
-    pub start: StartPosition,
-    pub properties: Vec<Property>,
+/// Subscribes to the topics the settings name.
+pub fn build(settings: &KafkaSettings) -> Result<KafkaSource> {
+    KafkaSource::new(settings)
 }
 
 /// Notes partitions revoked by a rebalance, for the pipeline to forget, and keeps the lag
@@ -79,6 +67,7 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// The `kafka` source.
 pub struct KafkaSource {
     consumer: StreamConsumer<Ctx>,
     revoked: Arc<Mutex<Vec<String>>>,
@@ -88,7 +77,8 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    pub fn new(config: &KafkaSourceConfig) -> Result<KafkaSource> {
+    /// Creates the consumer and subscribes to the topics; errors name the missing flag.
+    pub fn new(config: &KafkaSettings) -> Result<KafkaSource> {
         let conn = config
             .connection_string
             .as_ref()
@@ -108,9 +98,8 @@ impl KafkaSource {
                 None => bail!("the kafka source needs --source-topic (the event hub name)"),
             }
         }
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &bootstrap)
-            .set("group.id", &config.group)
+        let mut c = KafkaConfig::new("Kafka source", &bootstrap);
+        c.set("group.id", &config.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
@@ -145,32 +134,16 @@ impl KafkaSource {
             )
             .set("sasl.mechanism", "PLAIN")
             .set("sasl.username", "$ConnectionString")
-            .set("sasl.password", secret.expose());
+            .set_secret("sasl.password", secret);
         }
-        for p in &config.properties {
-            c.set(&p.key, p.value.expose());
-        }
-        consumer_lag::enable_statistics(&mut c);
-        let shown: Vec<String> = config
-            .properties
-            .iter()
-            .map(|p| display_property(&p.key, p.value.expose()))
-            .collect();
-        tracing::info!(%bootstrap, ?topics, group = %config.group, event_hubs = conn.is_some(), properties = ?shown, "Kafka source");
+        c.operator(&config.properties);
+        tracing::info!(?topics, group = %config.group, event_hubs = conn.is_some(), "Kafka source topics");
         let revoked = Arc::new(Mutex::new(Vec::new()));
         let lag = ConsumerLag::default();
-        let secrets: Vec<&Secret> = config.connection_string.iter().collect();
-        let consumer: StreamConsumer<Ctx> = c
-            .create_with_context(Ctx {
-                revoked: revoked.clone(),
-                lag: lag.clone(),
-            })
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot create the Kafka consumer (check the source properties): {}",
-                    scrub(&e.to_string(), &config.properties, &secrets)
-                )
-            })?;
+        let consumer: StreamConsumer<Ctx> = c.create(Ctx {
+            revoked: revoked.clone(),
+            lag: lag.clone(),
+        })?;
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&refs)
@@ -195,6 +168,7 @@ impl KafkaSource {
     }
 }
 
+#[async_trait::async_trait]
 impl Source for KafkaSource {
     async fn next(&mut self) -> Result<Option<Message>> {
         let m = loop {

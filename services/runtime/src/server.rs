@@ -18,9 +18,11 @@ use tokio_util::sync::CancellationToken;
 pub struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
+    /// What `/health/ready` answers from now on: 200 when ready, 503 when not.
     pub fn set(&self, ready: bool) {
         self.0.store(ready, Ordering::Relaxed);
     }
+    /// Whether the service said it is ready.
     pub fn get(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

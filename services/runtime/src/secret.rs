@@ -12,6 +12,7 @@ use std::str::FromStr;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value as soon as it is read, before anything can print it.
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
@@ -74,7 +75,10 @@ pub fn display_property(key: &str, value: &str) -> String {
 /// secret when its name says it is one.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Property {
+    /// The property's name, e.g. `sasl.username`; always printable.
     pub key: String,
+    /// Its value, held as a secret whatever the name: printing goes through
+    /// [`display_property`].
     pub value: Secret,
 }
 

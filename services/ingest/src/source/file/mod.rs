@@ -4,6 +4,10 @@
 //! point, so commits are only logged (at debug level) and counted: a replay starts from the
 //! beginning, and duplicate suppression plus the output's at-least-once contract make that safe.
 
+mod config;
+
+pub use config::{FileArgs, FileSettings};
+
 use super::{Message, Source};
 use anyhow::{Context, Result};
 use mfagap_core::Source as Origin;
@@ -11,6 +15,12 @@ use mfagap_core::lenient::Text;
 use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+/// Opens the files the settings name (standard input when none).
+pub fn build(settings: &FileSettings) -> Result<FileSource> {
+    FileSource::new(settings.inputs.clone())
+}
+
+/// The `file` source.
 pub struct FileSource {
     inputs: Vec<PathBuf>,
     current: Option<(String, BufReader<Box<dyn AsyncRead + Send + Unpin>>)>,
@@ -68,6 +78,7 @@ impl FileSource {
     }
 }
 
+#[async_trait::async_trait]
 impl Source for FileSource {
     async fn next(&mut self) -> Result<Option<Message>> {
         loop {

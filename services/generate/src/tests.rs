@@ -1,8 +1,8 @@
 use super::*;
-use crate::classify::{Classifier, ClassifierConfig};
-use crate::process::{Output, Processor};
-use crate::record::Source;
-use crate::stats::Stats;
+use mfagap_core::Source;
+use mfagap_core::Stats;
+use mfagap_core::{Classifier, ClassifierConfig};
+use mfagap_core::{Output, Processor};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn generator(seed: u64) -> Generator {
@@ -20,7 +20,7 @@ fn generator(seed: u64) -> Generator {
 fn run(p: &Processor, body: &[u8], stats: &mut Stats) -> Vec<(Option<String>, String)> {
     let mut got = Vec::new();
     let source = Source {
-        kind: crate::lenient::Text("file".into()),
+        kind: mfagap_core::lenient::Text("file".into()),
         ..Source::default()
     };
     p.process(body, &source, 0, stats, &mut |o| match o {
@@ -35,7 +35,7 @@ fn run(p: &Processor, body: &[u8], stats: &mut Stats) -> Vec<(Option<String>, St
     got
 }
 
-fn stats_emit(s: &crate::record::SignIn) {
+fn stats_emit(s: &mfagap_core::SignIn) {
     assert!(s.login_succeeded);
 }
 
@@ -89,7 +89,8 @@ fn the_classifier_agrees_with_the_truth_of_every_generated_record() {
                         v["userPrincipalName"].as_str(),
                         e.user_principal_name.as_deref()
                     );
-                    let created = crate::timestamp::parse(v["createdDateTime"].as_str().unwrap());
+                    let created =
+                        mfagap_core::timestamp::parse(v["createdDateTime"].as_str().unwrap());
                     assert_eq!(created.ok(), e.created_micros, "{e:?}");
                     let policies: Vec<&str> = v["policies"]
                         .as_array()
@@ -132,7 +133,7 @@ fn the_classifier_agrees_with_the_truth_of_every_generated_record() {
     );
     assert_eq!(
         stats.mfa_by_evidence.keys().copied().collect::<Vec<_>>(),
-        crate::classify::Evidence::ALL.to_vec(),
+        mfagap_core::Evidence::ALL.to_vec(),
         "every kind of evidence is generated"
     );
     assert_eq!(stats.failed, expect.failed);

@@ -10,9 +10,11 @@
 //! classifier, so comparing the two tests the rule rather than restating it. The same seed always
 //! gives the same bytes.
 
-use crate::category::Category;
-use crate::classify::{Evidence, Reason};
-use crate::timestamp::Micros;
+#![warn(missing_docs)]
+
+use mfagap_core::Category;
+use mfagap_core::timestamp::Micros;
+use mfagap_core::{Evidence, Reason};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io::{self, Write};
@@ -20,9 +22,11 @@ use std::io::{self, Write};
 /// What the stream looks like; the shares are probabilities per message or per record.
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
+    /// The seed: the same seed and settings always give the same bytes.
     pub seed: u64,
     /// Records per message (Azure batches up to a few dozen).
     pub min_records: usize,
+    /// The most records in one message.
     pub max_records: usize,
     /// Share of user sign-ins that succeed without MFA.
     pub non_mfa_share: f64,
@@ -86,7 +90,9 @@ impl MalformedKind {
 pub enum ExpectedOutcome {
     /// Succeeded without MFA evidence.
     Emit {
+        /// The reason the output record must give.
         reason: Reason,
+        /// The `mfaResult` the output record must carry.
         mfa_result: Option<String>,
     },
     /// Succeeded with MFA evidence; the kind the rule must find first.
@@ -95,7 +101,10 @@ pub enum ExpectedOutcome {
     Failed,
     /// A workload identity: skipped by default; with the flag, emitted as `single_factor` when
     /// it succeeded.
-    Workload { succeeded: bool },
+    Workload {
+        /// Whether the sign-in succeeded, so whether it is emitted with the flag.
+        succeeded: bool,
+    },
     /// Another category (AuditLogs).
     OtherCategory,
     /// A malformed record: a dead letter with this code.
@@ -105,13 +114,17 @@ pub enum ExpectedOutcome {
 /// The truth about one record of a generated message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
+    /// The record's `category`, as written.
     pub category: String,
+    /// The record's `properties.id`.
     pub id: String,
+    /// What the rule must say about it.
     pub outcome: ExpectedOutcome,
     /// The same (category, id) was sent before: an emitted repeat must be suppressed.
     pub repeat: bool,
     /// The sign-in's time in UTC microseconds, as the output must carry it.
     pub created_micros: Option<Micros>,
+    /// The `userPrincipalName` the output must carry.
     pub user_principal_name: Option<String>,
     /// Display names of the applied conditional-access policies, in order.
     pub policies: Vec<String>,
@@ -122,9 +135,11 @@ pub struct Expected {
 /// One message body and the truth about it.
 #[derive(Debug, Clone)]
 pub struct Generated {
+    /// The message body, as Event Hubs would deliver it.
     pub body: Vec<u8>,
     /// Set when the message as a whole is broken (then `expected` is empty).
     pub malformed: Option<MalformedKind>,
+    /// The truth about each record, in the body's order.
     pub expected: Vec<Expected>,
 }
 
@@ -152,6 +167,7 @@ struct User {
 }
 
 impl Generator {
+    /// A generator for these settings: the seed picks the tenant, the users and every record.
     pub fn new(config: GeneratorConfig) -> Generator {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let tenant = uuid(&mut rng);
