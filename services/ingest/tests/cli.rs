@@ -150,3 +150,142 @@ fn a_config_file_sets_what_flags_do_and_endpoints_answer() {
     assert_eq!(got.len(), input.all_emits().len());
     assert!(!b.read_all(&dead).unwrap().is_empty());
 }
+
+/// Every form a secret can be given in, and every way it could come back out: clap's usage
+/// errors, our own errors, a client's creation error, `--help`.
+#[test]
+fn no_form_of_a_secret_comes_back_in_an_error_or_in_help() {
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        let mut cmd = ingest();
+        cmd.args(args).env_remove("MFAGAP_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    /// What is tried, the arguments, the environment.
+    type Form<'a> = (&'a str, Vec<String>, Vec<(&'a str, String)>);
+    let forms: Vec<Form> = vec![
+        // A property without its `=`: nothing tells the key from the value. The secret ends
+        // with a `=` of its own, which then splits it.
+        (
+            "-X keyvalue",
+            vec!["-X".into(), format!("sasl.password{SECRET}")],
+            vec![],
+        ),
+        (
+            "-X keyvalue, a value without any '='",
+            vec![
+                "-X".into(),
+                format!("sasl.password{}", SECRET.trim_end_matches('=')),
+            ],
+            vec![],
+        ),
+        (
+            "-S keyvalue",
+            vec![
+                "-S".into(),
+                format!("sasl.oauthbearer.client.secret{SECRET}"),
+            ],
+            vec![],
+        ),
+        (
+            "a value without a key",
+            vec!["-X".into(), format!("={SECRET}")],
+            vec![],
+        ),
+        (
+            "an environment list with a bad item",
+            vec!["--help".into()],
+            vec![(
+                "MFAGAP_KAFKA_PROPERTIES",
+                format!("linger.ms=5,sasl.password{SECRET}"),
+            )],
+        ),
+        (
+            "a storage option in the environment",
+            vec!["--help".into()],
+            vec![(
+                "MFAGAP_CHECKPOINT_STORE_OPTIONS",
+                format!("azure_storage_account_key={SECRET}"),
+            )],
+        ),
+        (
+            "a connection string with a bad port",
+            vec![
+                "--source".into(),
+                "kafka".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+            ],
+            vec![(
+                "MFAGAP_EVENTHUBS_CONNECTION_STRING",
+                format!(
+                    "Endpoint=sb://ns:notaport/;SharedAccessKeyName=l;SharedAccessKey={SECRET}"
+                ),
+            )],
+        ),
+        (
+            "a property librdkafka refuses, beside a secret one",
+            vec![
+                "--source".into(),
+                "kafka".into(),
+                "--source-bootstrap".into(),
+                "127.0.0.1:1".into(),
+                "--source-topic".into(),
+                "t".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "-S".into(),
+                format!("sasl.password={SECRET}"),
+                "-S".into(),
+                "no.such.property=visible".into(),
+            ],
+            vec![],
+        ),
+        (
+            "a misspelt secret property, which librdkafka refuses and quotes",
+            vec![
+                "--source".into(),
+                "kafka".into(),
+                "--source-bootstrap".into(),
+                "127.0.0.1:1".into(),
+                "--source-topic".into(),
+                "t".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "-S".into(),
+                format!("sasl.pasword={SECRET}"),
+            ],
+            vec![],
+        ),
+    ];
+    let bare = SECRET.trim_end_matches('=');
+    for (what, args, env) in &forms {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, text) = run(&args, env);
+        assert!(!text.contains(bare), "{what}: {text}");
+        assert!(!text.is_empty(), "{what}: something was said");
+        if !args.contains(&"--help") {
+            assert_ne!(code, Some(0), "{what} is refused: {text}");
+        }
+    }
+
+    // A config file: a secret property and one librdkafka refuses.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ingest.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "source = \"kafka\"\nsource-bootstrap = \"127.0.0.1:1\"\nsource-topic = \"t\"\nlisten = \"127.0.0.1:0\"\n[source-property]\n\"sasl.password\" = \"{SECRET}\"\n\"no.such.property\" = \"x\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, text) = run(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no.such.property"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+}

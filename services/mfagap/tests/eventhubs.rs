@@ -5,7 +5,7 @@
 mod common;
 
 use common::{filter_reference, ids, mfagap, output_records};
-use mfagap_testkit::eventhubs::{EventHubsConfig, EventHubsDouble};
+use mfagap_testkit::eventhubs::{EventHubsConfig, EventHubsDouble, LinkFault};
 use mfagap_testkit::{Azurite, Broker, Input, Kind, generated, http_get, metric, unique};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,11 @@ impl World {
         World::with(kind, EventHubsConfig::default())
     }
 
-    fn with(kind: Kind, config: EventHubsConfig) -> World {
+    fn with(kind: Kind, mut config: EventHubsConfig) -> World {
+        // The consumer groups these tests read with, declared as a namespace has them.
+        config
+            .consumer_groups
+            .extend(["mfagap-ingest", "from-time", "from-latest"].map(String::from));
         let double = EventHubsDouble::start(config).unwrap();
         let azurite = Azurite::start().unwrap();
         let container = "checkpoints".to_owned();
@@ -357,11 +361,13 @@ fn two_replicas_share_the_partitions_and_one_takes_over_when_the_other_is_killed
     wait(Duration::from_secs(60), "4,000 read", &[&a, &b], || {
         read(&[&a, &b]) >= 4_000.0
     });
-    // Let a checkpoint round pass, then kill A without warning.
+    // Let a checkpoint round pass, then kill A without warning. Once A is dead its
+    // checkpoints no longer move: they are what the survivor must resume from.
     std::thread::sleep(Duration::from_millis(1_500));
-    let checkpointed = w.checkpoints();
+    let attached_before = w.double.attaches().len();
     a.kill();
     let killed = Instant::now();
+    let checkpointed = w.checkpoints();
     w.append(&input, 4_000..6_000);
     wait(
         Duration::from_secs(40),
@@ -384,16 +390,26 @@ fn two_replicas_share_the_partitions_and_one_takes_over_when_the_other_is_killed
 
     let got = output_records(&w.broker, &w.output);
     assert_eq!(ids(&got), input.all_emits(), "nothing expected is missing");
-    // The survivor resumed A's partitions from their checkpoints, not from the start.
-    for p in 0..4 {
-        let len = w.double.len(p) as u64;
-        let from = checkpointed
-            .get(&p.to_string())
-            .map_or(0, |s| *s as u64 + 1);
-        assert!(
-            w.double.delivered(p) < 2 * len,
-            "partition {p}: {} delivered for {len} events (checkpoint at {from})",
-            w.double.delivered(p)
+    // The survivor took A's two partitions over and started each right after its checkpoint:
+    // the double recorded where every receiver attached.
+    let taken: Vec<_> = w.double.attaches()[attached_before..].to_vec();
+    let partitions: std::collections::BTreeSet<&str> =
+        taken.iter().map(|a| a.partition.as_str()).collect();
+    assert_eq!(
+        partitions.len(),
+        2,
+        "A's two partitions taken over: {taken:?}"
+    );
+    for a in &taken {
+        let checkpoint = checkpointed
+            .get(&a.partition)
+            .unwrap_or_else(|| panic!("partition {} was checkpointed by A", a.partition));
+        assert_eq!(
+            a.first_sequence,
+            checkpoint + 1,
+            "partition {} resumed right after its checkpoint ({})",
+            a.partition,
+            a.start
         );
     }
 }
@@ -404,19 +420,29 @@ fn a_restart_after_sigterm_resumes_from_the_checkpoints_without_reading_again() 
     let input = generated(4_000, 31, 2, false);
     let cs = w.double.emulator_connection_string();
     w.append(&input, 0..2_000);
-    let first = w.ingest("first", &cs, &["--checkpoint-interval", "1h"]);
+    let first = w.ingest(
+        "first",
+        &cs,
+        &["--checkpoint-interval", "1h", "--dedup-window", "0"],
+    );
     wait(Duration::from_secs(60), "2,000 read", &[&first], || {
         metric(&first.metrics(), "mfagap_ingest_committed_position") == 2_000.0
     });
     assert!(first.terminate().success());
     // Even with an hour between checkpoints, the stop wrote them and released the partitions.
-    assert!(w.owners().values().all(String::is_empty));
+    let owners = w.owners();
+    assert_eq!(
+        owners.len(),
+        4,
+        "an ownership blob per partition: {owners:?}"
+    );
+    assert!(owners.values().all(String::is_empty), "{owners:?}");
     let delivered: Vec<u64> = (0..4).map(|p| w.double.delivered(p)).collect();
     assert_eq!(delivered.iter().sum::<u64>(), 2_000);
 
     w.append(&input, 2_000..4_000);
     // Ownership was released: no need to wait the 60 s for it to expire.
-    let second = w.ingest("second", &cs, &[]);
+    let second = w.ingest("second", &cs, &["--dedup-window", "0"]);
     wait(
         Duration::from_secs(15),
         "all four owned at once",
@@ -436,7 +462,11 @@ fn a_restart_after_sigterm_resumes_from_the_checkpoints_without_reading_again() 
     }
     let got = output_records(&w.broker, &w.output);
     assert_eq!(ids(&got), input.all_emits());
-    assert_eq!(got.len(), input.all_emits().len(), "no duplicates");
+    assert_eq!(
+        got.len(),
+        input.all_emits().len(),
+        "no duplicates, with duplicate suppression off"
+    );
 }
 
 #[test]
@@ -447,7 +477,7 @@ fn a_dropped_connection_is_reopened_and_nothing_is_lost_or_read_twice() {
     let ingest = w.ingest(
         "ingest",
         &w.double.emulator_connection_string(),
-        &["--stall-timeout", "3s"],
+        &["--stall-timeout", "3s", "--dedup-window", "0"],
     );
     w.append(&input, 0..3_000);
     wait(Duration::from_secs(60), "some read", &[&ingest], || {
@@ -485,6 +515,11 @@ fn a_dropped_connection_is_reopened_and_nothing_is_lost_or_read_twice() {
     );
     let got = output_records(&w.broker, &w.output);
     assert_eq!(ids(&got), input.all_emits(), "nothing lost");
+    assert_eq!(
+        got.len(),
+        input.all_emits().len(),
+        "nothing sent twice, with duplicate suppression off"
+    );
 }
 
 /// One run of a replica whose first receiver on partition 1 stays attached and silent,
@@ -650,10 +685,9 @@ fn mfagap_run_with_the_eventhubs_source_archives_every_sign_in_before_it_stops()
         .collect();
     assert_eq!(rows.len(), want.len(), "each sign-in once in Parquet");
     assert_eq!(got, want);
-    assert!(
-        w.owners().values().all(String::is_empty),
-        "ownership released"
-    );
+    let owners = w.owners();
+    assert_eq!(owners.len(), 4, "{owners:?}");
+    assert!(owners.values().all(String::is_empty), "ownership released");
 }
 
 #[test]
@@ -720,8 +754,11 @@ fn partitions_without_a_checkpoint_start_at_latest_or_at_an_enqueued_time() {
 }
 
 /// A managed-identity token endpoint as App Service serves it (`IDENTITY_ENDPOINT`): every
-/// request gets `token`, valid for an hour. Returns its URL and a count of requests.
-fn token_endpoint(token: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+/// request gets a token `mint` makes (token, expiry in Unix seconds). Returns its URL and a
+/// count of requests.
+fn token_endpoint(
+    mint: impl Fn() -> (String, u64) + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
@@ -733,13 +770,9 @@ fn token_endpoint(token: &'static str) -> (String, std::sync::Arc<std::sync::ato
             let mut buf = [0u8; 8192];
             let n = stream.read(&mut buf).unwrap_or(0);
             let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
-            let expires = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                + 3600;
             let (status, body) = if request.contains("x-identity-header: id-header") {
                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (token, expires) = mint();
                 (
                     "200 OK",
                     format!(
@@ -761,17 +794,24 @@ fn token_endpoint(token: &'static str) -> (String, std::sync::Arc<std::sync::ato
 
 #[test]
 fn a_managed_identity_token_from_azure_identity_authenticates_without_a_connection_string() {
-    const TOKEN: &str = "entra-access-token-for-the-double";
     let w = World::with(
         Kind::Noida,
         EventHubsConfig {
-            bearer_token: Some(TOKEN.to_owned()),
+            entra_key: Some("entra-signing-key-of-the-double".to_owned()),
             ..EventHubsConfig::default()
         },
     );
     let input = generated(1_000, 47, 2, false);
     w.append(&input, 0..1_000);
-    let (endpoint, served) = token_endpoint(TOKEN);
+    // Tokens the double can verify: signed with its key, for Event Hubs, valid for an hour.
+    let key = "entra-signing-key-of-the-double".to_owned();
+    let (endpoint, served) = token_endpoint(move || {
+        mfagap_testkit::eventhubs::entra_token(
+            &key,
+            mfagap_testkit::eventhubs::ENTRA_AUDIENCE,
+            Duration::from_secs(3600),
+        )
+    });
     let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
     let log = w.dir.path().join("entra.log");
     let child = w
@@ -811,4 +851,262 @@ fn a_managed_identity_token_from_azure_identity_authenticates_without_a_connecti
         ids(&output_records(&w.broker, &w.output)),
         input.all_emits()
     );
+}
+
+/// The faults the service injects on its own, one after the other in one run: a forced
+/// detach, server busy, idle connections closed, and links that outlive their authorization
+/// (every put-token lasts 4 s). With duplicate suppression off, every event is passed on
+/// exactly once and every sign-in is in the output exactly once.
+#[test]
+fn forced_detaches_server_busy_idle_closes_and_lapsed_tokens_lose_and_repeat_nothing() {
+    let w = World::with(
+        Kind::Noida,
+        EventHubsConfig {
+            max_token_lifetime: Some(Duration::from_secs(4)),
+            ..EventHubsConfig::default()
+        },
+    );
+    let input = generated(8_000, 53, 2, false);
+    let cs = w.double.emulator_connection_string();
+    let ingest = w.ingest(
+        "faults",
+        &cs,
+        &["--stall-timeout", "3s", "--dedup-window", "0"],
+    );
+    w.append(&input, 0..2_000);
+    wait(Duration::from_secs(60), "1,000 read", &[&ingest], || {
+        read(&[&ingest]) >= 1_000.0
+    });
+    assert!(w.double.fault(Some(0), LinkFault::DetachForced) >= 1);
+    w.append(&input, 2_000..4_000);
+    wait(Duration::from_secs(90), "3,000 read", &[&ingest], || {
+        read(&[&ingest]) >= 3_000.0
+    });
+    assert!(w.double.fault(Some(2), LinkFault::ServerBusy) >= 1);
+    w.append(&input, 4_000..6_000);
+    wait(Duration::from_secs(90), "6,000 read", &[&ingest], || {
+        read(&[&ingest]) >= 6_000.0
+    });
+    // Nothing arrives for a while: the service closes the connections that went quiet.
+    let closed = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let n = w.double.close_idle_connections(Duration::from_secs(1));
+            if n > 0 || Instant::now() > deadline {
+                break n;
+            }
+        }
+    };
+    assert!(closed >= 1, "a quiet connection was closed by the service");
+    // Links that stay open past their authorization are closed by the service; the client
+    // authorizes again and goes on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.double.expired_links() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no link outlived its authorization"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    w.append(&input, 6_000..8_000);
+    wait(
+        Duration::from_secs(120),
+        "every event read and committed",
+        &[&ingest],
+        || metric(&ingest.metrics(), "mfagap_ingest_committed_position") == 8_000.0,
+    );
+    let m = ingest.metrics();
+    assert!(ingest.terminate().success());
+    assert_eq!(
+        metric(&m, "mfagap_ingest_messages_total"),
+        8_000.0,
+        "each event passed on exactly once"
+    );
+    let got = output_records(&w.broker, &w.output);
+    assert_eq!(ids(&got), input.all_emits(), "nothing lost");
+    assert_eq!(got.len(), input.all_emits().len(), "nothing twice");
+}
+
+/// Retention passed the checkpoints while the service was stopped: the partitions resume at
+/// the oldest event retained, and what retention removed is the only thing not read.
+#[test]
+fn retention_past_the_checkpoints_resumes_at_the_oldest_event_retained() {
+    let w = World::new(Kind::Noida);
+    let input = generated(2_000, 59, 2, false);
+    let cs = w.double.emulator_connection_string();
+    w.append(&input, 0..1_000);
+    let first = w.ingest("first", &cs, &["--dedup-window", "0"]);
+    wait(
+        Duration::from_secs(60),
+        "1,000 committed",
+        &[&first],
+        || metric(&first.metrics(), "mfagap_ingest_committed_position") == 1_000.0,
+    );
+    assert!(first.terminate().success());
+    // Round robin: partition p holds events p, p + 4, …; 250 each so far. 50 more of each
+    // arrive and expire unread, then 200 more stay.
+    w.append(&input, 1_000..2_000);
+    for p in 0..4 {
+        w.double.expire_before(p, 300);
+        assert_eq!(w.double.begin_sequence_number(p), 300);
+    }
+    let attached_before = w.double.attaches().len();
+    let second = w.ingest("second", &cs, &["--dedup-window", "0"]);
+    wait(
+        Duration::from_secs(60),
+        "the retained rest committed",
+        &[&second],
+        || metric(&second.metrics(), "mfagap_ingest_committed_position") == 2_000.0,
+    );
+    let m = second.metrics();
+    assert!(second.terminate().success());
+    assert_eq!(
+        metric(&m, "mfagap_ingest_messages_total"),
+        800.0,
+        "the 800 retained events after the checkpoints, each once"
+    );
+    for a in &w.double.attaches()[attached_before..] {
+        assert_eq!(
+            a.first_sequence, 300,
+            "partition {} ({})",
+            a.partition, a.start
+        );
+    }
+    let want: std::collections::BTreeSet<(String, String)> = input.emits[0..1_000]
+        .iter()
+        .chain(&input.emits[1_200..2_000])
+        .flatten()
+        .cloned()
+        .collect();
+    let got = output_records(&w.broker, &w.output);
+    assert_eq!(ids(&got), want);
+    assert_eq!(got.len(), want.len(), "nothing twice");
+}
+
+#[test]
+fn an_undeclared_consumer_group_is_a_clear_error_naming_it() {
+    let w = World::new(Kind::Noida);
+    w.double.append(None, b"{}");
+    let log = w.dir.path().join("nobody.log");
+    let mut child = w
+        .command()
+        .args(["ingest", "--source", "eventhubs"])
+        .env(
+            "MFAGAP_EVENTHUBS_CONNECTION_STRING",
+            w.double.emulator_connection_string(),
+        )
+        .args(["--consumer-group", "nobody-made-this"])
+        .args(["--bootstrap", &w.broker.bootstrap, "--topic", &w.output])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // It fails fast, not after endless retries.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after 60 s:\n{}", tail(&log));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("nobody-made-this") && last.contains("could not be found"),
+        "names the consumer group and the cause: {last}"
+    );
+}
+
+/// Python's `azure-eventhub` (another official client, its own AMQP stack) against the same
+/// double: it reads the hub and partition properties, receives every event of every partition
+/// with contiguous sequence numbers, and sends events that `mfagap ingest` then delivers.
+#[test]
+fn a_second_client_reads_and_sends_through_the_double() {
+    use base64::Engine;
+    let w = World::new(Kind::Noida);
+    let input = generated(400, 61, 2, false);
+    w.append(&input, 0..200);
+    let cs = w.double.emulator_connection_string();
+    let script = mfagap_testkit::repo_root().join("tests/eventhubs_client.py");
+    let python = |args: &[&str]| -> String {
+        let mut argv = vec![script.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        mfagap_testkit::python(argv).unwrap_or_else(|e| panic!("python {args:?}: {e:#}"))
+    };
+
+    let props: serde_json::Value = serde_json::from_str(&python(&["props", &cs])).unwrap();
+    assert_eq!(props["hub"]["name"], w.double.event_hub());
+    assert_eq!(
+        props["hub"]["partition_ids"],
+        serde_json::json!(["0", "1", "2", "3"])
+    );
+    for p in 0..4 {
+        let v = &props["partitions"][p.to_string()];
+        assert_eq!(v["begin"], 0);
+        assert_eq!(v["last"], w.double.last_sequence_number(p).unwrap());
+        assert_eq!(
+            v["last_offset"].as_str(),
+            w.double
+                .offset_of(p, w.double.last_sequence_number(p).unwrap())
+                .as_deref()
+        );
+    }
+
+    let received = python(&["receive", &cs, "200"]);
+    let mut per_partition: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for line in received.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        per_partition
+            .entry(e["partition"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                e["sequence_number"].as_i64().unwrap(),
+                e["body"].as_str().unwrap().to_owned(),
+            ));
+    }
+    assert_eq!(per_partition.len(), 4, "every partition read");
+    let mut bodies = Vec::new();
+    for (p, events) in &per_partition {
+        let seqs: Vec<i64> = events.iter().map(|(s, _)| *s).collect();
+        let want: Vec<i64> = (0..w.double.len(p.parse().unwrap()) as i64).collect();
+        assert_eq!(seqs, want, "partition {p}: contiguous from 0, each once");
+        bodies.extend(events.iter().map(|(_, b)| b.clone()));
+    }
+    let mut sent: Vec<String> = input.bodies[0..200]
+        .iter()
+        .map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+        .collect();
+    bodies.sort();
+    sent.sort();
+    assert!(bodies == sent, "the bodies appended, byte for byte");
+
+    // It sends the other 200 messages, in batches; the ingest service delivers all 400.
+    let file = w.dir.path().join("to-send.jsonl");
+    let mut text = Vec::new();
+    for b in &input.bodies[200..400] {
+        text.extend_from_slice(b);
+        text.push(b'\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    assert_eq!(python(&["send", &cs, file.to_str().unwrap()]).trim(), "200");
+    assert_eq!(w.double.events_received(), 200);
+    assert_eq!(w.events(), 400);
+    let ingest = w.ingest("after-python", &cs, &["--dedup-window", "0"]);
+    wait(
+        Duration::from_secs(60),
+        "all 400 committed",
+        &[&ingest],
+        || metric(&ingest.metrics(), "mfagap_ingest_committed_position") == 400.0,
+    );
+    assert!(ingest.terminate().success());
+    let got = output_records(&w.broker, &w.output);
+    assert_eq!(ids(&got), input.all_emits());
+    assert_eq!(got.len(), input.all_emits().len());
 }

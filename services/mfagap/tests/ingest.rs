@@ -88,6 +88,15 @@ impl Ingest {
             .unwrap_or_default()
     }
 
+    /// `/metrics`, which must answer: a check that reads a series from it claims the
+    /// service is up.
+    fn metrics_now(&self) -> String {
+        match http_get(&self.addr, "/metrics") {
+            Ok((200, body)) => body,
+            other => panic!("/metrics did not answer: {other:?}"),
+        }
+    }
+
     fn signal(&self, sig: i32) {
         mfagap_testkit::process::signal(self.child.id(), sig);
     }
@@ -358,6 +367,8 @@ fn sigkill_at_random_moments_loses_nothing() {
         kills += 1;
         produced.push(output_count(&b, &t.output) - before);
     }
+    assert!(kills > 0, "at least one run was killed mid-way");
+    assert_eq!(produced.len(), kills, "a count per killed run");
     assert!(
         produced.iter().all(|n| *n > 0),
         "each run wrote before it died: {produced:?}"
@@ -442,12 +453,15 @@ fn an_output_broker_outage_loses_nothing(kind: Kind) {
     for _ in 0..24 {
         std::thread::sleep(Duration::from_millis(500));
         rss.push(mfagap_testkit::rss_mb(pid).unwrap());
-        read.push(metric(&ingest.metrics(), "mfagap_ingest_messages_total"));
+        read.push(metric(
+            &ingest.metrics_now(),
+            "mfagap_ingest_messages_total",
+        ));
     }
     let (_, ready) = http_get(&ingest.addr, "/health/ready").unwrap();
     let ready_during = ready.trim() == "ready";
     output.thaw();
-    let m = ingest.metrics();
+    let m = ingest.metrics_now();
     // Should the producer fail for good during the outage, the service exits non-zero without
     // committing what was not acknowledged, and a restart — what a supervisor does — resumes
     // from the last commit.
@@ -463,9 +477,13 @@ fn an_output_broker_outage_loses_nothing(kind: Kind) {
             break;
         }
         if let Some(status) = ingest.child.try_wait().unwrap() {
+            // Only the fatal-producer path: exit status 1 and its message, not a panic (101)
+            // or a signal.
+            assert_eq!(status.code(), Some(1), "{status:?}");
+            let log = std::fs::read_to_string(dir.path().join("ingest.log")).unwrap_or_default();
             assert!(
-                !status.success(),
-                "it only stops on its own after a fatal error"
+                log.contains("the Kafka producer failed for good"),
+                "the fatal error is named in the log"
             );
             restarts += 1;
             ingest = Ingest::start(&source, &output, &t, &[], &dir.path().join("ingest.log"));

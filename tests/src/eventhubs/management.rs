@@ -31,11 +31,10 @@ pub(crate) fn read(hub: &Hub, request: &Message<Body<Value>>) -> Reply {
         );
     };
     // The token must cover the hub under the namespace or one of its aliases.
-    let mut verdicts = hub
-        .keys
-        .namespaces
-        .iter()
-        .map(|ns| hub.keys.verify(token, &format!("{ns}/{}", hub.event_hub)));
+    let mut verdicts = hub.keys.namespaces.iter().map(|ns| {
+        hub.keys
+            .verify(token, None, &format!("{ns}/{}", hub.event_hub))
+    });
     let first = verdicts.next();
     if let Some(Err(Refused(description))) = first
         && !verdicts.any(|v| v.is_ok())
@@ -97,6 +96,8 @@ fn eventhub_properties(hub: &Hub) -> Value {
 fn partition_properties(hub: &Hub, id: &str) -> Option<Value> {
     let partition = hub.store.partition(id)?;
     let last = partition.last();
+    let begin = partition.begin() as i64;
+    let empty = last.as_ref().is_none_or(|e| e.sequence_number < begin);
     let (last_sequence, last_offset, last_time) = match &last {
         Some(event) => (
             event.sequence_number,
@@ -109,14 +110,14 @@ fn partition_properties(hub: &Hub, id: &str) -> Option<Value> {
         ("type", Value::String(PARTITION_TYPE.to_string())),
         ("name", Value::String(hub.event_hub.clone())),
         ("partition", Value::String(id.to_string())),
-        ("begin_sequence_number", Value::Long(0)),
+        ("begin_sequence_number", Value::Long(begin)),
         ("last_enqueued_sequence_number", Value::Long(last_sequence)),
         ("last_enqueued_offset", Value::String(last_offset)),
         (
             "last_enqueued_time_utc",
             Value::Timestamp(Timestamp::from_milliseconds(last_time)),
         ),
-        ("is_partition_empty", Value::Bool(last.is_none())),
+        ("is_partition_empty", Value::Bool(empty)),
         ("last_enqueued_sequence_number_epoch", Value::Long(0)),
     ]))
 }

@@ -2,10 +2,17 @@
 //! `azure_messaging_eventhubs` client talks to, so the ingest service can be tested end to end
 //! without Azure.
 //!
-//! It serves one event hub with N partitions: `$cbs` authorization with SAS tokens (and
-//! optionally one bearer token), the `$management` READ operations, and partition receivers
-//! with start positions, prefetch credit and epochs. Tests append events, cut connections and
-//! observe receivers through [`EventHubsDouble`].
+//! It serves one event hub with N partitions: `$cbs` authorization with SAS tokens (and Entra
+//! ID tokens it mints itself), the `$management` READ operations, partition receivers with
+//! start positions, prefetch credit and epochs, and producers (single events and batches).
+//! Tests append events, inject the service's faults (dropped connections, forced detaches,
+//! server busy, idle connections closed, tokens that lapse, retention) and observe receivers
+//! through [`EventHubsDouble`].
+//!
+//! It is as strict as the service where a lenient double would hide a client's mistake:
+//! only declared consumer groups exist (`$Default` and [`EventHubsConfig::consumer_groups`]),
+//! a token must be declared as what it is and cover the address, one `$cbs` link per
+//! connection, offsets only at event boundaries, every performative field written.
 //!
 //! # What the client does (azure_messaging_eventhubs 0.16.0, azure_core_amqp 1.2.0-beta.1, fe2o3-amqp 0.16.2)
 //!
@@ -86,12 +93,14 @@
 
 mod auth;
 mod management;
+mod producer;
 mod receiver;
 mod server;
 mod store;
 
-pub use auth::sas_token;
-pub use receiver::ReceiverInfo;
+pub use auth::{ENTRA_AUDIENCE, entra_token, sas_token};
+
+pub use receiver::{LinkFault, ReceiverInfo};
 
 use anyhow::{Context, Result, bail};
 use server::Hub;
@@ -107,14 +116,18 @@ pub struct EventHubsConfig {
     pub namespace: String,
     pub event_hub: String,
     pub partition_count: usize,
-    /// Consumer groups a receiver may use; empty accepts any name.
+    /// Consumer groups the event hub has besides `$Default`; a receiver naming another is
+    /// refused with `amqp:not-found`, as the service refuses it.
     pub consumer_groups: Vec<String>,
     /// The shared access policy whose key signs SAS tokens.
     pub key_name: String,
     pub key: String,
-    /// A token accepted as an Entra ID access token, to test credential code paths; `None`
-    /// accepts only SAS tokens.
-    pub bearer_token: Option<String>,
+    /// The key the double signs Entra ID tokens with ([`EventHubsDouble::entra_token`]);
+    /// `None` accepts SAS tokens only.
+    pub entra_key: Option<String>,
+    /// How long one put-token authorizes a connection at most, whatever the token's own
+    /// expiry: a short cap makes links outlive their authorization within a test.
+    pub max_token_lifetime: Option<std::time::Duration>,
     /// The port to listen on at 127.0.0.1; 0 picks a free one.
     pub port: u16,
 }
@@ -128,7 +141,8 @@ impl Default for EventHubsConfig {
             consumer_groups: Vec::new(),
             key_name: "RootManageSharedAccessKey".to_string(),
             key: "bWZhZ2FwLXRlc3Qta2V5LW5vdC1hLXNlY3JldA==".to_string(),
-            bearer_token: None,
+            entra_key: None,
+            max_token_lifetime: None,
             port: 0,
         }
     }
@@ -154,8 +168,20 @@ impl EventHubsDouble {
             .enable_all()
             .build()
             .context("starting the Event Hubs double's runtime")?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))
-            .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
+        // A 16 KiB MSS: on loopback a client may otherwise read back an MSS above 32767, which
+        // Python's client sets again and Linux refuses (EINVAL).
+        let listener = {
+            use socket2::{Domain, Socket, Type};
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], config.port).into();
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            socket.set_tcp_mss(16384)?;
+            socket
+                .bind(&addr.into())
+                .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
+            socket.listen(1024)?;
+            std::net::TcpListener::from(socket)
+        };
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let hub = Arc::new(Hub {
@@ -163,7 +189,8 @@ impl EventHubsDouble {
                 namespaces: namespace_aliases(&config.namespace, port),
                 key_name: config.key_name,
                 key: config.key,
-                bearer_token: config.bearer_token,
+                entra_key: config.entra_key,
+                max_token_lifetime: config.max_token_lifetime,
             },
             namespace: config.namespace,
             event_hub: config.event_hub,
@@ -176,6 +203,11 @@ impl EventHubsDouble {
             authorizations_granted: Default::default(),
             authorizations_refused: Default::default(),
             muted: Default::default(),
+            attaches: Default::default(),
+            expired_links: Default::default(),
+            cbs_links_refused: Default::default(),
+            events_received: Default::default(),
+            live: Default::default(),
         });
         let listener = {
             let _entered = runtime.enter();
@@ -312,6 +344,68 @@ impl EventHubsDouble {
     /// anything, with no error: how a receiver left "recovered" onto nothing looks to a client.
     pub fn mute(&self, partition: usize, receivers: usize) {
         *server::lock(&self.hub.muted).entry(partition).or_default() += receivers;
+    }
+
+    /// An Entra ID access token for Event Hubs, valid for `ttl`, that this double accepts
+    /// (its `entra_key` must be set); with its expiry in Unix seconds.
+    pub fn entra_token(&self, ttl: std::time::Duration) -> (String, u64) {
+        let key = self
+            .hub
+            .keys
+            .entra_key
+            .as_deref()
+            .expect("EventHubsConfig::entra_key is set");
+        auth::entra_token(key, ENTRA_AUDIENCE, ttl)
+    }
+
+    /// Every partition receiver attached so far, in order, with where each started.
+    pub fn attaches(&self) -> Vec<ReceiverInfo> {
+        server::lock(&self.hub.attaches).clone()
+    }
+
+    /// Ends the receivers on `partition` (on every partition when `None`) with `fault`, as
+    /// the service detaches a link on its own; returns how many.
+    pub fn fault(&self, partition: Option<usize>, fault: LinkFault) -> usize {
+        let id = partition.map(|p| p.to_string());
+        self.hub.ownership.fault(id.as_deref(), fault)
+    }
+
+    /// Closes, with the service's `amqp:connection:forced`, every client connection that did
+    /// nothing for `idle`; returns how many.
+    pub fn close_idle_connections(&self, idle: std::time::Duration) -> usize {
+        self.hub.close_idle(idle)
+    }
+
+    /// Retention passed the events of `partition` before sequence number `sequence_number`:
+    /// they are no longer served and the partition's beginning moves.
+    pub fn expire_before(&self, partition: usize, sequence_number: i64) {
+        if let Some(p) = self.hub.store.partitions.get(partition) {
+            p.expire_before(usize::try_from(sequence_number).unwrap_or(0));
+        }
+    }
+
+    /// The sequence number of the oldest event `partition` retains.
+    pub fn begin_sequence_number(&self, partition: usize) -> i64 {
+        self.hub
+            .store
+            .partitions
+            .get(partition)
+            .map_or(0, |p| p.begin() as i64)
+    }
+
+    /// Links closed because their authorization lapsed without renewal.
+    pub fn expired_links(&self) -> u64 {
+        self.hub.expired_links.load(Ordering::Relaxed)
+    }
+
+    /// Second `$cbs` links refused on a connection that had one open.
+    pub fn cbs_links_refused(&self) -> u64 {
+        self.hub.cbs_links_refused.load(Ordering::Relaxed)
+    }
+
+    /// Events producers sent to the double.
+    pub fn events_received(&self) -> u64 {
+        self.hub.events_received.load(Ordering::Relaxed)
     }
 
     /// Client connections open now.

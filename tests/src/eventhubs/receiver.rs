@@ -7,9 +7,9 @@
 //! receiver holds the partition, is refused.
 
 use super::server::{Connection, Hub, amqp_error, answer_detach, lock, refuse_sender};
-use super::store::{Event, StartAt};
+use super::store::{Event, StartAt, now_ms};
 use fe2o3_amqp::{Sendable, Sender};
-use fe2o3_amqp_types::definitions::{self, AmqpError, LinkError};
+use fe2o3_amqp_types::definitions::{self, AmqpError, ErrorCondition, LinkError};
 use fe2o3_amqp_types::messaging::{Data, Message, MessageAnnotations, annotations::OwnedKey};
 use fe2o3_amqp_types::performatives::Attach;
 use fe2o3_amqp_types::primitives::{Binary, OrderedMap, Symbol, Timestamp, Value};
@@ -31,22 +31,52 @@ pub struct ReceiverInfo {
     pub connection: u64,
     /// The link name the client chose.
     pub link_name: String,
+    /// The start the client asked for: its selector expression, or `earliest` without one.
+    pub start: String,
+    /// The sequence number of the first event the link delivers (the partition's length when
+    /// it starts at the end).
+    pub first_sequence: i64,
 }
 
-/// Tells a streaming link it lost its partition to a higher epoch.
+/// Why the double ends a link on its own: what a test injects, as the service sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkFault {
+    /// `amqp:link:detach-forced`: the service moved the partition (an upgrade, a failover).
+    DetachForced,
+    /// `com.microsoft:server-busy`: the namespace is throttling.
+    ServerBusy,
+}
+
+impl LinkFault {
+    fn error(self) -> (ErrorCondition, String) {
+        match self {
+            LinkFault::DetachForced => (
+                LinkError::DetachForced.into(),
+                "The link was detached by the service: the partition moved (double fault).".into(),
+            ),
+            LinkFault::ServerBusy => (
+                ErrorCondition::Custom(Symbol::from("com.microsoft:server-busy")),
+                "The request was terminated because the entity is being throttled. Please wait 4 seconds and try again (double fault).".into(),
+            ),
+        }
+    }
+}
+
+/// Tells a streaming link to end: it lost its partition to a higher epoch, or a fault was
+/// injected; the condition and description are what the link is closed with.
 #[derive(Default)]
 struct Steal {
-    reason: Mutex<Option<String>>,
+    reason: Mutex<Option<(ErrorCondition, String)>>,
     notify: Notify,
 }
 
 impl Steal {
-    fn fire(&self, reason: String) {
-        *lock(&self.reason) = Some(reason);
+    fn fire(&self, condition: ErrorCondition, reason: String) {
+        *lock(&self.reason) = Some((condition, reason));
         self.notify.notify_one();
     }
 
-    fn reason(&self) -> Option<String> {
+    fn reason(&self) -> Option<(ErrorCondition, String)> {
         lock(&self.reason).clone()
     }
 }
@@ -109,7 +139,7 @@ impl Ownership {
                     if !same(h) {
                         return true;
                     }
-                    h.steal.fire(format!(
+                    h.steal.fire(LinkError::Stolen.into(), format!(
                         "New receiver '{}' with higher epoch of '{epoch}' is created hence current receiver '{}' with epoch '{}' is getting disconnected. If you are recreating the receiver, make sure a higher epoch is used.",
                         info.link_name,
                         h.info.link_name,
@@ -137,13 +167,33 @@ impl Ownership {
     pub(crate) fn receivers(&self) -> Vec<ReceiverInfo> {
         lock(&self.holders).iter().map(|h| h.info.clone()).collect()
     }
+
+    /// Ends the links on `partition` (every partition when `None`) with `fault`; returns how
+    /// many. Their holders are released when the links' tasks end.
+    pub(crate) fn fault(&self, partition: Option<&str>, fault: LinkFault) -> usize {
+        let holders = lock(&self.holders);
+        let mut n = 0;
+        for h in holders
+            .iter()
+            .filter(|h| partition.is_none_or(|p| h.info.partition == p))
+        {
+            let (condition, description) = fault.error();
+            h.steal.fire(condition, description);
+            n += 1;
+        }
+        n
+    }
 }
 
 /// An accepted partition link, ready to stream.
 pub(crate) struct PartitionStream {
     partition: usize,
-    start: StartAt,
+    /// The index of the next event to deliver.
+    next: usize,
     claim: Claim,
+    /// The connection's authorizations, which the link needs to stay open.
+    connection: Arc<Connection>,
+    address: String,
 }
 
 /// Checks a receiver's attach: the address names this hub and an existing partition, the
@@ -151,7 +201,7 @@ pub(crate) struct PartitionStream {
 /// is what the link is closed with.
 pub(crate) fn open(
     hub: &Hub,
-    connection: &Connection,
+    connection: &Arc<Connection>,
     address: &str,
     attach: &Attach,
 ) -> Result<PartitionStream, definitions::Error> {
@@ -167,13 +217,22 @@ pub(crate) fn open(
     if !hub_name.eq_ignore_ascii_case(&hub.event_hub) {
         return Err(not_found());
     }
-    if !hub.consumer_groups.is_empty()
+    // `$Default` and the groups the test declared, as a namespace has them.
+    if !consumer_group.eq_ignore_ascii_case("$Default")
         && !hub
             .consumer_groups
             .iter()
             .any(|g| g.eq_ignore_ascii_case(&consumer_group))
     {
-        return Err(not_found());
+        return Err(amqp_error(
+            AmqpError::NotFound,
+            format!(
+                "The messaging entity 'sb://{}/{}/consumergroups/{}' could not be found.",
+                hub.namespace,
+                hub.event_hub,
+                consumer_group.to_ascii_lowercase()
+            ),
+        ));
     }
     let partition = partition_id
         .parse::<usize>()
@@ -196,26 +255,40 @@ pub(crate) fn open(
             ),
         ));
     }
-    let start = match selector(attach) {
-        Some(expression) => StartAt::parse(&expression)
+    let expression = selector(attach);
+    let start = match &expression {
+        Some(expression) => StartAt::parse(expression)
             .map_err(|description| amqp_error(AmqpError::NotImplemented, description))?,
         None => StartAt::Earliest,
     };
+    let next = hub.store.partitions[partition]
+        .first_index(&start)
+        .map_err(|description| {
+            amqp_error(
+                ErrorCondition::Custom(Symbol::from("com.microsoft:argument-error")),
+                description,
+            )
+        })?;
     let info = ReceiverInfo {
         consumer_group,
         partition: partition_id,
         epoch: epoch(attach),
         connection: connection.id,
         link_name: attach.name.clone(),
+        start: expression.unwrap_or_else(|| "earliest".to_owned()),
+        first_sequence: next as i64,
     };
+    lock(&hub.attaches).push(info.clone());
     let claim = hub
         .ownership
         .claim(info)
         .map_err(|description| amqp_error(LinkError::Stolen, description))?;
     Ok(PartitionStream {
         partition,
-        start,
+        next,
         claim,
+        connection: connection.clone(),
+        address: address.to_owned(),
     })
 }
 
@@ -267,39 +340,57 @@ fn selector(attach: &Attach) -> Option<String> {
 
 impl PartitionStream {
     /// Streams events from the start position, waits for appends at the end, and stops when
-    /// the client detaches, the connection drops, or a higher epoch steals the partition.
+    /// the client detaches, the connection drops, a higher epoch steals the partition, a fault
+    /// is injected, or the authorization the link stands on expires without renewal.
     pub(crate) async fn serve(self, hub: Arc<Hub>, mut link: Sender) {
-        if hub.take_muted(self.partition) {
-            return self.serve_nothing(link).await;
-        }
+        let muted = hub.take_muted(self.partition);
         let partition = &hub.store.partitions[self.partition];
         let mut length = partition.subscribe();
-        let mut next = partition.first_index(&self.start);
+        let mut next = self.next;
         loop {
-            if let Some(reason) = self.claim.steal.reason() {
-                refuse_sender(link, amqp_error(LinkError::Stolen, reason)).await;
+            if let Some((condition, reason)) = self.claim.steal.reason() {
+                refuse_sender(link, amqp_error(condition, reason)).await;
                 return;
             }
-            if let Some(event) = partition.get(next) {
+            let Some(expiry) = self.authorized_until() else {
+                hub.expired_links.fetch_add(1, Ordering::Relaxed);
+                let error = amqp_error(
+                    AmqpError::UnauthorizedAccess,
+                    format!(
+                        "ExpiredToken: The token for '{}' expired and was not renewed; the link is closed.",
+                        self.address
+                    ),
+                );
+                refuse_sender(link, error).await;
+                return;
+            };
+            let lapse = tokio::time::sleep(expiry);
+            // Retention may have passed the events this link had not sent yet.
+            next = next.max(partition.begin());
+            if let Some(event) = partition.get(next).filter(|_| !muted) {
                 let sendable = Sendable::builder()
                     .message(message(&event))
                     .settled(true)
                     .build();
                 tokio::select! {
-                    sent = link.send(sendable) => {
+                    // Batchable: fe2o3 then writes every field of the transfer, which some
+                    // clients read by position.
+                    sent = link.send_batchable(sendable) => {
                         // A failed send has already answered the client's detach.
                         if sent.is_err() {
                             return;
                         }
                         next += 1;
                         partition.delivered.fetch_add(1, Ordering::Relaxed);
+                        self.connection.touch();
                     }
                     _ = self.claim.steal.notify.notified() => {}
+                    _ = lapse => {}
                 }
                 continue;
             }
             tokio::select! {
-                changed = length.changed() => {
+                changed = length.changed(), if !muted => {
                     if changed.is_err() {
                         return;
                     }
@@ -309,27 +400,16 @@ impl PartitionStream {
                     return;
                 }
                 _ = self.claim.steal.notify.notified() => {}
+                _ = lapse => {}
             }
         }
     }
-}
 
-impl PartitionStream {
-    /// A muted receiver: attached, answering detach and steal, delivering nothing.
-    async fn serve_nothing(self, mut link: Sender) {
-        loop {
-            if let Some(reason) = self.claim.steal.reason() {
-                refuse_sender(link, amqp_error(LinkError::Stolen, reason)).await;
-                return;
-            }
-            tokio::select! {
-                detached = link.on_detach() => {
-                    answer_detach(link, detached).await;
-                    return;
-                }
-                _ = self.claim.steal.notify.notified() => {}
-            }
-        }
+    /// How long the link's authorization lasts from now; `None` once it has lapsed.
+    fn authorized_until(&self) -> Option<std::time::Duration> {
+        let expiry = self.connection.grants.expiry_ms(&self.address)?;
+        let left = expiry.checked_sub(u64::try_from(now_ms()).unwrap_or(0))?;
+        (left > 0).then(|| std::time::Duration::from_millis(left))
     }
 }
 
@@ -366,6 +446,8 @@ mod tests {
             epoch,
             connection: 1,
             link_name: name.into(),
+            start: "earliest".into(),
+            first_sequence: 0,
         }
     }
 
@@ -381,7 +463,7 @@ mod tests {
         assert!(ownership.claim(info(None, "late")).is_err());
         assert!(ownership.claim(info(Some(0), "lower")).is_err());
         let second = ownership.claim(info(Some(1), "second")).unwrap();
-        assert!(first.steal.reason().unwrap().contains("'1'"));
+        assert!(first.steal.reason().unwrap().1.contains("'1'"));
         assert_eq!(ownership.receivers().len(), 1);
         drop(second);
         assert!(ownership.receivers().is_empty());

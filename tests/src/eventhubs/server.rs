@@ -4,22 +4,32 @@
 //! Every connection, session and link runs in its own task, so a client may keep many sessions
 //! open at once (one per authorization round-trip, one for management, one per partition), and
 //! every detach and end the client sends is answered.
+//!
+//! Performatives carry every field, as the service writes them: fe2o3 leaves out trailing
+//! fields that are empty, and clients that read fields by position (Python's `azure-eventhub`)
+//! fail on a short Open, Begin, Attach or Transfer. Filling the last field of each (its
+//! properties; `batchable` on transfers) makes fe2o3 write all of them. Deliveries to clients
+//! are settled, whatever settle mode the client asks for, as the service sends events.
 
 use super::auth::{self, Grants, Keys};
 use super::management;
 use super::receiver::{self, Ownership};
 use super::store::Store;
+use super::store::now_ms;
 use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SaslAnonymousMechanism,
-    SessionAcceptor,
+    SessionAcceptor, SupportedReceiverSettleModes, SupportedSenderSettleModes,
 };
 use fe2o3_amqp::link::{DetachError, RecvError};
 use fe2o3_amqp::{Receiver, Sendable, Sender};
-use fe2o3_amqp_types::definitions::{self, AmqpError, ErrorCondition, Role};
+use fe2o3_amqp_types::definitions::{
+    self, AmqpError, ConnectionError, ErrorCondition, Fields, ReceiverSettleMode, Role,
+    SenderSettleMode,
+};
 use fe2o3_amqp_types::messaging::{AmqpValue, Body, Message, TargetArchetype};
 use fe2o3_amqp_types::primitives::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -49,6 +59,16 @@ pub(crate) struct Hub {
     pub authorizations_refused: AtomicU64,
     /// Per partition, how many of the next receivers stay attached but deliver nothing.
     pub muted: Mutex<HashMap<usize, usize>>,
+    /// Every partition receiver attach accepted, in order, with where it started.
+    pub attaches: Mutex<Vec<super::ReceiverInfo>>,
+    /// Links closed because their authorization expired without renewal.
+    pub expired_links: AtomicU64,
+    /// `$cbs` links refused because the connection had one open already.
+    pub cbs_links_refused: AtomicU64,
+    /// Events producers sent, accepted.
+    pub events_received: AtomicU64,
+    /// The live connections, for faults aimed at them.
+    pub live: Mutex<HashMap<u64, Arc<Connection>>>,
 }
 
 impl Hub {
@@ -76,6 +96,44 @@ impl Hub {
 pub(crate) struct Connection {
     pub id: u64,
     pub grants: Grants,
+    /// `$cbs` request links attached now: the service allows one per connection.
+    pub cbs_links: AtomicUsize,
+    /// When the client last did something (Unix milliseconds): a session, an attach, a
+    /// request, a delivery.
+    pub last_activity: AtomicI64,
+    /// Set to close the connection from the service's side, with this error.
+    pub closing: Mutex<Option<definitions::Error>>,
+    pub close: Notify,
+}
+
+impl Connection {
+    pub(crate) fn touch(&self) {
+        self.last_activity.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Hub {
+    /// Closes, from the service's side, every connection idle for at least `idle`, with the
+    /// service's words; returns how many.
+    pub(crate) fn close_idle(&self, idle: Duration) -> usize {
+        let now = now_ms();
+        let mut n = 0;
+        for c in lock(&self.live).values() {
+            if now - c.last_activity.load(Ordering::Relaxed) >= idle.as_millis() as i64 {
+                *lock(&c.closing) = Some(full_error(
+                    ConnectionError::ConnectionForced.into(),
+                    format!(
+                        "The connection was inactive for more than the allowed {} milliseconds and is closed by container 'eventhubs-double-{}'.",
+                        idle.as_millis(),
+                        c.id
+                    ),
+                ));
+                c.close.notify_one();
+                n += 1;
+            }
+        }
+        n
+    }
 }
 
 /// Accepts connections until the runtime shuts down.
@@ -102,17 +160,35 @@ fn split_handle(stream: TcpStream) -> std::io::Result<(TcpStream, std::net::TcpS
 
 async fn serve_connection(hub: Arc<Hub>, id: u64, stream: TcpStream) {
     // The client always negotiates SASL ANONYMOUS and authenticates with `$cbs` afterwards.
+    // The frame size and channel limit are the service's.
     let acceptor = ConnectionAcceptor::builder()
         .container_id(format!("eventhubs-double-{id}"))
+        .max_frame_size(65536u32)
+        .channel_max(4999u16)
+        .properties(Fields::default())
         .sasl_acceptor(SaslAnonymousMechanism::new())
         .build();
     if let Ok(mut handle) = acceptor.accept(stream).await {
         let connection = Arc::new(Connection {
             id,
             grants: Grants::default(),
+            cbs_links: AtomicUsize::new(0),
+            last_activity: AtomicI64::new(now_ms()),
+            closing: Mutex::new(None),
+            close: Notify::new(),
         });
-        let sessions = SessionAcceptor::new();
-        while let Some(incoming) = handle.next_incoming_session().await {
+        lock(&hub.live).insert(id, connection.clone());
+        let sessions = SessionAcceptor::builder()
+            .handle_max(255u32)
+            .properties(Fields::default())
+            .build();
+        loop {
+            let incoming = tokio::select! {
+                incoming = handle.next_incoming_session() => incoming,
+                _ = connection.close.notified() => break,
+            };
+            let Some(incoming) = incoming else { break };
+            connection.touch();
             match sessions
                 .accept_incoming_session(incoming, &mut handle)
                 .await
@@ -123,7 +199,15 @@ async fn serve_connection(hub: Arc<Hub>, id: u64, stream: TcpStream) {
                 Err(_) => break,
             }
         }
-        let _ = tokio::time::timeout(DETACH_TIMEOUT, handle.close()).await;
+        lock(&hub.live).remove(&id);
+        let closing = lock(&connection.closing).take();
+        let _ = tokio::time::timeout(DETACH_TIMEOUT, async {
+            match closing {
+                Some(error) => handle.close_with_error(error).await,
+                None => handle.close().await,
+            }
+        })
+        .await;
     }
     if let Some(socket) = lock(&hub.connections).remove(&id) {
         let _ = socket.shutdown(std::net::Shutdown::Both);
@@ -138,7 +222,8 @@ enum Route {
     Replies(Node),
     /// The client's receiver on a partition.
     Partition(String),
-    Unknown(String),
+    /// The client's sender to the event hub (or to one of its partitions): events arrive.
+    Producer(String),
 }
 
 /// The two request/response nodes.
@@ -169,7 +254,7 @@ fn route(attach: &fe2o3_amqp_types::performatives::Attach) -> Route {
             let address = address.unwrap_or_default();
             match Node::from_address(&address) {
                 Some(node) => Route::Requests(node),
-                None => Route::Unknown(address),
+                None => Route::Producer(address),
             }
         }
         Role::Receiver => {
@@ -224,10 +309,62 @@ async fn serve_session(
     mut session: ListenerSessionHandle,
 ) {
     let replies = Arc::new(Replies::default());
-    let links = LinkAcceptor::new();
+    // Every Attach field written (properties last), deliveries settled whatever the client
+    // asks, and producers' deliveries settled at once (receiver settle mode first).
+    let links = LinkAcceptor::builder()
+        .properties(Fields::default())
+        .max_message_size(1_048_576u64)
+        .supported_sender_settle_modes(SupportedSenderSettleModes::SettledAndMixed)
+        .fallback_sender_settle_mode(SenderSettleMode::Settled)
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
+        .build();
     while let Some(attach) = session.next_incoming_attach().await {
+        connection.touch();
         let route = route(&attach);
         match route {
+            Route::Producer(address) => {
+                let opened = super::producer::open(&hub, &connection, &address);
+                let Ok(LinkEndpoint::Receiver(link)) =
+                    links.accept_incoming_attach(attach, &mut session).await
+                else {
+                    continue;
+                };
+                match opened {
+                    Ok(target) => {
+                        tokio::spawn(super::producer::serve(
+                            hub.clone(),
+                            connection.clone(),
+                            link,
+                            target,
+                        ));
+                    }
+                    Err(error) => {
+                        tokio::spawn(async move {
+                            let _ =
+                                tokio::time::timeout(DETACH_TIMEOUT, link.close_with_error(error))
+                                    .await;
+                        });
+                    }
+                }
+            }
+            Route::Requests(Node::Cbs) if connection.cbs_links.load(Ordering::Acquire) > 0 => {
+                // One `$cbs` link per connection, as the service allows.
+                hub.cbs_links_refused.fetch_add(1, Ordering::Relaxed);
+                let error = full_error(
+                    AmqpError::NotAllowed.into(),
+                    "A link to '$cbs' is already open on this connection; only one is allowed."
+                        .into(),
+                );
+                if let Ok(LinkEndpoint::Receiver(link)) =
+                    links.accept_incoming_attach(attach, &mut session).await
+                {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(DETACH_TIMEOUT, link.close_with_error(error))
+                            .await;
+                    });
+                }
+            }
             Route::Partition(address) => {
                 let opened = receiver::open(&hub, &connection, &address, &attach);
                 let Ok(LinkEndpoint::Sender(sender)) =
@@ -250,6 +387,9 @@ async fn serve_session(
                 else {
                     continue;
                 };
+                if node == Node::Cbs {
+                    connection.cbs_links.fetch_add(1, Ordering::AcqRel);
+                }
                 tokio::spawn(serve_requests(
                     hub.clone(),
                     connection.clone(),
@@ -268,26 +408,6 @@ async fn serve_session(
                 replies.register(node, tx);
                 tokio::spawn(serve_replies(link, rx));
             }
-            Route::Unknown(address) => {
-                let error = definitions::Error::new(
-                    AmqpError::NotFound,
-                    format!("The messaging entity '{address}' could not be found."),
-                    None,
-                );
-                match links.accept_incoming_attach(attach, &mut session).await {
-                    Ok(LinkEndpoint::Sender(link)) => {
-                        tokio::spawn(refuse_sender(link, error));
-                    }
-                    Ok(LinkEndpoint::Receiver(link)) => {
-                        tokio::spawn(async move {
-                            let _ =
-                                tokio::time::timeout(DETACH_TIMEOUT, link.close_with_error(error))
-                                    .await;
-                        });
-                    }
-                    Err(_) => {}
-                }
-            }
         }
     }
 }
@@ -300,6 +420,16 @@ async fn serve_requests(
     node: Node,
     replies: Arc<Replies>,
 ) {
+    // The `$cbs` link count drops when this link ends, however it ends.
+    struct CbsLink(Option<Arc<Connection>>);
+    impl Drop for CbsLink {
+        fn drop(&mut self) {
+            if let Some(c) = &self.0 {
+                c.cbs_links.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+    let _cbs = CbsLink((node == Node::Cbs).then(|| connection.clone()));
     loop {
         let delivery = match link.recv::<Body<Value>>().await {
             Ok(delivery) => delivery,
@@ -307,6 +437,7 @@ async fn serve_requests(
             Err(RecvError::LinkStateError(_)) => return,
             Err(_) => continue,
         };
+        connection.touch();
         let _ = link.accept(&delivery).await;
         let request = delivery.into_message();
         let reply = match node {
@@ -324,7 +455,8 @@ async fn serve_replies(mut link: Sender, mut replies: mpsc::UnboundedReceiver<Re
             reply = replies.recv() => {
                 let Some(reply) = reply else { break };
                 let sendable = Sendable::builder().message(reply).settled(true).build();
-                if link.send(sendable).await.is_err() {
+                // Batchable: fe2o3 then writes every field of the transfer.
+                if link.send_batchable(sendable).await.is_err() {
                     return;
                 }
             }
@@ -359,12 +491,17 @@ pub(crate) async fn refuse_sender(link: Sender, error: definitions::Error) {
     let _ = tokio::time::timeout(DETACH_TIMEOUT, link.close_with_error(error)).await;
 }
 
-/// An AMQP error with a condition and a description.
+/// An AMQP error with a condition and a description; its (empty) info makes fe2o3 write
+/// all three fields, which clients that read by position need.
 pub(crate) fn amqp_error(
     condition: impl Into<ErrorCondition>,
     description: String,
 ) -> definitions::Error {
-    definitions::Error::new(condition, description, None)
+    full_error(condition.into(), description)
+}
+
+pub(crate) fn full_error(condition: ErrorCondition, description: String) -> definitions::Error {
+    definitions::Error::new(condition, description, Some(Fields::default()))
 }
 
 /// Locks a mutex, ignoring poisoning: the data stays usable for a test double.

@@ -20,8 +20,14 @@ pub(crate) struct Event {
 }
 
 /// One partition: an append-only log and a channel that tells streaming receivers its length.
+///
+/// Retention is a watermark: events below `begin` have expired. They are no longer served,
+/// the partition properties report `begin` as `begin_sequence_number`, and a receiver that
+/// asks for an expired position starts at the oldest event retained, as the service does.
 pub(crate) struct Partition {
     events: RwLock<Vec<Arc<Event>>>,
+    /// The sequence number of the oldest event retained.
+    begin: AtomicUsize,
     next_offset: AtomicU64,
     length: watch::Sender<usize>,
     /// Events delivered to receivers, over every link.
@@ -94,13 +100,14 @@ impl Partition {
     fn new() -> Partition {
         Partition {
             events: RwLock::new(Vec::new()),
+            begin: AtomicUsize::new(0),
             next_offset: AtomicU64::new(0),
             length: watch::channel(0).0,
             delivered: AtomicU64::new(0),
         }
     }
 
-    fn append(&self, partition_key: Option<&str>, body: &[u8]) -> Arc<Event> {
+    pub(crate) fn append(&self, partition_key: Option<&str>, body: &[u8]) -> Arc<Event> {
         let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
         let offset = self.next_offset.load(Ordering::Relaxed);
         self.next_offset
@@ -119,9 +126,24 @@ impl Partition {
         event
     }
 
-    /// The event at `index` (its sequence number), if appended yet.
+    /// The event at `index` (its sequence number), if appended yet and not expired.
     pub(crate) fn get(&self, index: usize) -> Option<Arc<Event>> {
+        if index < self.begin() {
+            return None;
+        }
         self.read().get(index).cloned()
+    }
+
+    /// The sequence number of the oldest event retained.
+    pub(crate) fn begin(&self) -> usize {
+        self.begin.load(Ordering::Acquire)
+    }
+
+    /// Expires every event before sequence number `sequence_number` (retention passed them).
+    pub(crate) fn expire_before(&self, sequence_number: usize) {
+        let len = self.len();
+        self.begin
+            .fetch_max(sequence_number.min(len), Ordering::AcqRel);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -138,20 +160,33 @@ impl Partition {
         self.length.subscribe()
     }
 
-    /// The index of the first event a receiver starting at `start` gets.
-    pub(crate) fn first_index(&self, start: &StartAt) -> usize {
+    /// The index of the first event a receiver starting at `start` gets, or the service's
+    /// refusal: an offset must be the offset of an event (or `-1`, `@latest`). A position
+    /// before the oldest event retained starts at that event.
+    pub(crate) fn first_index(&self, start: &StartAt) -> Result<usize, String> {
         let events = self.read();
-        let first = |pred: &dyn Fn(&Event) -> bool| events.partition_point(|e| !pred(e));
-        match *start {
-            StartAt::Earliest => 0,
+        let begin = self.begin().min(events.len());
+        let first =
+            |pred: &dyn Fn(&Event) -> bool| begin + events[begin..].partition_point(|e| !pred(e));
+        Ok(match *start {
+            StartAt::Earliest => begin,
             StartAt::Latest => events.len(),
-            StartAt::Offset { value, inclusive } => first(&|e| {
-                if inclusive {
-                    e.offset >= value
-                } else {
-                    e.offset > value
+            StartAt::Offset { value, inclusive } => {
+                let retained_from = events.get(begin).map_or(i64::MAX, |e| e.offset);
+                let at_boundary = events.binary_search_by_key(&value, |e| e.offset).is_ok();
+                if value >= retained_from && !at_boundary {
+                    return Err(format!(
+                        "The supplied offset '{value}' is not the offset of an event in the partition. Offsets must be taken from received events."
+                    ));
                 }
-            }),
+                first(&|e| {
+                    if inclusive {
+                        e.offset >= value
+                    } else {
+                        e.offset > value
+                    }
+                })
+            }
             StartAt::SequenceNumber { value, inclusive } => first(&|e| {
                 if inclusive {
                     e.sequence_number >= value
@@ -166,7 +201,7 @@ impl Partition {
                     e.enqueued_ms > value
                 }
             }),
-        }
+        })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Event>>> {
@@ -273,28 +308,62 @@ mod tests {
         let p = &store.partitions[0];
         let offsets: Vec<i64> = (0..3).map(|i| p.get(i).unwrap().offset).collect();
         assert_eq!(offsets, [0, 3, 5]);
+        let at = |start| p.first_index(&start);
+        let offset = |value, inclusive| StartAt::Offset { value, inclusive };
+        assert_eq!(at(offset(3, false)), Ok(2));
+        assert_eq!(at(offset(3, true)), Ok(1));
         assert_eq!(
-            p.first_index(&StartAt::Offset {
-                value: 3,
-                inclusive: false
-            }),
-            2
-        );
-        assert_eq!(
-            p.first_index(&StartAt::Offset {
-                value: 3,
-                inclusive: true
-            }),
-            1
-        );
-        assert_eq!(
-            p.first_index(&StartAt::SequenceNumber {
+            at(StartAt::SequenceNumber {
                 value: 0,
                 inclusive: false
             }),
-            1
+            Ok(1)
         );
-        assert_eq!(p.first_index(&StartAt::Latest), 3);
+        assert_eq!(at(StartAt::Latest), Ok(3));
+    }
+
+    #[test]
+    fn an_offset_inside_an_event_or_past_the_end_is_refused() {
+        let store = Store::new(1);
+        for body in [&b"abc"[..], b"de", b"f"] {
+            store.append(None, body);
+        }
+        let p = &store.partitions[0];
+        for value in [1, 4, 99] {
+            let e = p
+                .first_index(&StartAt::Offset {
+                    value,
+                    inclusive: false,
+                })
+                .unwrap_err();
+            assert!(e.contains(&format!("'{value}'")), "{e}");
+        }
+    }
+
+    #[test]
+    fn retention_moves_the_beginning_and_an_expired_start_begins_there() {
+        let store = Store::new(1);
+        for body in [&b"abc"[..], b"de", b"f", b"gh"] {
+            store.append(None, body);
+        }
+        let p = &store.partitions[0];
+        p.expire_before(2);
+        assert_eq!(p.begin(), 2);
+        assert!(p.get(1).is_none() && p.get(2).is_some());
+        assert_eq!(p.first_index(&StartAt::Earliest), Ok(2));
+        // The offset of an expired event, and a sequence number before the beginning.
+        let expired = StartAt::Offset {
+            value: 0,
+            inclusive: false,
+        };
+        assert_eq!(p.first_index(&expired), Ok(2));
+        let early = StartAt::SequenceNumber {
+            value: 0,
+            inclusive: true,
+        };
+        assert_eq!(p.first_index(&early), Ok(2));
+        p.expire_before(1);
+        assert_eq!(p.begin(), 2, "retention never moves back");
     }
 
     #[test]

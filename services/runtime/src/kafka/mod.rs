@@ -114,7 +114,13 @@ impl KafkaConfig {
             self.what
         );
         config.create_with_context(context).map_err(|e| {
-            let secrets: Vec<&Secret> = self.secrets.iter().collect();
+            // librdkafka quotes the value of a property it refuses, and a misspelt secret
+            // name is one it refuses: every value the operator gave is scrubbed here.
+            let secrets: Vec<&Secret> = self
+                .secrets
+                .iter()
+                .chain(self.properties.iter().map(|p| &p.value))
+                .collect();
             Error::configuration(format!(
                 "cannot create the {} (check its -X properties): {}",
                 self.what,

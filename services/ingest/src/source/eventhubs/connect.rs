@@ -197,6 +197,25 @@ pub(crate) fn kind_of(e: &(dyn std::error::Error + 'static)) -> ErrorKind {
     ErrorKind::Retryable
 }
 
+/// Whether the service answered that the entity does not exist (`amqp:not-found`), read from
+/// the error's types: an unknown consumer group, or event hub.
+pub(crate) fn is_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
+    use azure_core_amqp::error::{AmqpErrorCondition, AmqpErrorKind};
+    let mut next = Some(e);
+    let mut depth = 0;
+    while let Some(e) = next {
+        if let Some(a) = e.downcast_ref::<azure_core_amqp::AmqpError>()
+            && let AmqpErrorKind::AmqpDescribedError(d) = a.kind()
+            && d.condition == AmqpErrorCondition::NotFound
+        {
+            return true;
+        }
+        depth += 1;
+        next = if depth < 16 { e.source() } else { None };
+    }
+    false
+}
+
 /// An SDK error with its causes: the top level alone often hides the service's answer (a 401
 /// and its reason sit a few sources down).
 pub(crate) fn causes(e: &(dyn std::error::Error + 'static)) -> String {

@@ -632,6 +632,10 @@ async fn pump(
                 {
                     break End::Taken(connect::causes(&e));
                 }
+                // No retry can make an entity exist: an unknown consumer group stops the source.
+                Some(Err(e)) if connect::is_not_found(&e) => {
+                    break End::Missing(connect::causes(&e));
+                }
                 Some(Err(e)) => break End::Failed(connect::causes(&e)),
                 Some(Ok(event)) => event,
             };
@@ -683,6 +687,11 @@ async fn pump(
             shared.lag.lock().expect("not poisoned").remove(&id);
             shared.lost.lock().expect("not poisoned").push(id.clone());
         }
+        End::Missing(why) => {
+            tracing::error!(partition = %id, reason = %why, "partition receiver refused");
+            let error = Error::configuration(format!("cannot read partition {id}: {why}"));
+            let _ = tx.send(Err(error.into())).await;
+        }
         End::Failed(why) => {
             // Still ours: the SDK does not always recover a dropped connection by itself, so
             // the supervisor opens everything again and the partition resumes where it was.
@@ -706,6 +715,9 @@ async fn pump(
 enum End {
     /// Another reader took the partition (a higher or equal owner level attached).
     Taken(String),
+    /// The service says the entity the receiver names does not exist (an unknown consumer
+    /// group): a configuration error, which stops the source.
+    Missing(String),
     /// The receiver failed; the partition is still ours.
     Failed(String),
     /// The source is stopping or reopening.
