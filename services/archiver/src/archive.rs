@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use mfagap_runtime::kafka::{ConsumerLag, KafkaConfig, Producer};
 use mfagap_runtime::{Backoff, Readiness};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -130,6 +131,18 @@ impl ClientContext for Ctx {
     fn stats(&self, statistics: rdkafka::Statistics) {
         self.lag.update(&statistics);
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // The end of a partition is news (`partitions_at_end`), not an error.
+        if matches!(
+            &error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
+            return;
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
 }
 
 impl Ctx {
@@ -213,6 +226,8 @@ struct Partition {
     rows: u64,
     dead_letters: Vec<JoinHandle<Result<(), mfagap_runtime::Error>>>,
     opened: Option<Instant>,
+    /// Read to the broker's end (a partition-EOF event) and nothing read since.
+    at_end: bool,
 }
 
 impl Partition {
@@ -224,6 +239,7 @@ impl Partition {
             rows: 0,
             dead_letters: Vec::new(),
             opened: None,
+            at_end: false,
         }
     }
 
@@ -249,7 +265,7 @@ fn consumer(args: &ArchiveSettings, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
     c.set("group.id", &args.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("session.timeout.ms", "30000")
@@ -261,7 +277,8 @@ fn consumer(args: &ArchiveSettings, ctx: Ctx) -> Result<BaseConsumer<Ctx>> {
         .set("queued.max.messages.kbytes", "8192")
         .set("queued.min.messages", "10000")
         .set("socket.keepalive.enable", "true")
-        .operator(&args.kafka_properties);
+        .operator(&args.kafka_properties)
+        .statistics();
     // The resume logic assumes eager rebalances: revoke everything, then assign.
     if c.get("partition.assignment.strategy")
         .is_some_and(|s| s.contains("cooperative"))
@@ -342,6 +359,11 @@ impl Loop {
             match polled {
                 None => {}
                 Some(Ok(m)) => self.handle(c, &m)?,
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if let Some(part) = self.parts.get_mut(&p) {
+                        part.at_end = true;
+                    }
+                }
                 Some(Err(e)) => {
                     if let Some((code, reason)) = c.client().fatal_error() {
                         bail!("the Kafka consumer failed for good: {code}: {reason}");
@@ -359,6 +381,10 @@ impl Loop {
                 metrics::messages(self.summary.messages - self.counted);
                 self.counted = self.summary.messages;
                 self.roll_due(c)?;
+                metrics::partitions(
+                    self.parts.len(),
+                    self.parts.values().filter(|p| p.at_end).count(),
+                );
                 if self.last_lag.elapsed() > Duration::from_secs(1) {
                     self.report_lag();
                     self.last_lag = Instant::now();
@@ -418,6 +444,7 @@ impl Loop {
         let Some(part) = self.parts.get_mut(&p) else {
             return Ok(()); // not ours (any more): whoever owns it reads it
         };
+        part.at_end = false;
         if offset < part.next {
             return Ok(()); // already buffered or published
         }

@@ -53,7 +53,12 @@ pub async fn run(settings: ArchiveSettings, stop: CancellationToken) -> Result<S
         &ProducerSettings {
             bootstrap: settings.bootstrap.clone(),
             compression: "zstd".into(),
-            properties: settings.kafka_properties.clone(),
+            properties: settings
+                .kafka_properties
+                .iter()
+                .filter(|p| !mfagap_runtime::kafka::consumer_only(&p.key))
+                .cloned()
+                .collect(),
         },
         "dead-letter producer",
         metrics::PREFIX,

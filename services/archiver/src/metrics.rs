@@ -43,10 +43,22 @@ pub const BUFFERED_BYTES: &str = "mfagap_archiver_buffered_bytes";
 /// Counter: staged files of a committed unit published on recovery: a writer died between
 /// its commit and its publish.
 pub const ROLLED_FORWARD: &str = "mfagap_archiver_rolled_forward_files_total";
+/// Gauge: partitions this replica is assigned.
+pub const ASSIGNED: &str = "mfagap_archiver_assigned_partitions";
+/// Gauge: of those, the ones read to their end (the broker's last stable offset) with
+/// nothing newer yet: what `mfagap run` waits for before it lets the archiver publish, so a
+/// run also archives what an earlier run that died left unread.
+pub const AT_END: &str = "mfagap_archiver_partitions_at_end";
 
 /// Kafka records read since the last call.
 pub fn messages(n: u64) {
     counter!(MESSAGES).increment(n);
+}
+
+/// Partitions assigned, and of those the ones read to their end.
+pub fn partitions(assigned: usize, at_end: usize) {
+    gauge!(ASSIGNED).set(assigned as f64);
+    gauge!(AT_END).set(at_end as f64);
 }
 
 /// A value refused as not an output record.

@@ -3,9 +3,10 @@
 //! A [`KafkaConfig`] takes, in order: the settings a role needs by default, the operator's
 //! `-X key=value` properties (which may change any default), then the settings that are
 //! always forced for correctness (a warning says when an operator's property is ignored).
-//! Creating the client logs the operator's properties with secret values redacted, turns
-//! librdkafka's statistics on (the source of consumer lag, [`lag`]), and scrubs every secret
-//! value out of a creation error, which librdkafka quotes.
+//! Creating the client logs the operator's properties with secret values redacted, and scrubs
+//! every secret value out of a creation error, which librdkafka quotes. Statistics (the source
+//! of consumer lag, [`lag`]) are turned on only for a client whose context reads them
+//! ([`KafkaConfig::statistics`]): librdkafka's default context logs each report at `info`.
 //!
 //! [`producer`] is the retrying, idempotent producer the services share for outputs and dead
 //! letters, with its metrics under the caller's prefix.
@@ -22,6 +23,33 @@ use rdkafka::config::FromClientConfigAndContext;
 pub use lag::{ConsumerLag, PartitionLag};
 pub use producer::{OutRecord, Producer, ProducerSettings};
 
+/// Whether `key` is a property only a consumer reads (librdkafka warns when a producer is
+/// given one): `-X` settings shared by a service's consumer and producer skip these on the
+/// producer.
+pub fn consumer_only(key: &str) -> bool {
+    key.starts_with("group.")
+        || matches!(
+            key,
+            "isolation.level"
+                | "session.timeout.ms"
+                | "heartbeat.interval.ms"
+                | "max.poll.interval.ms"
+                | "auto.offset.reset"
+                | "enable.auto.commit"
+                | "auto.commit.interval.ms"
+                | "enable.auto.offset.store"
+                | "enable.partition.eof"
+                | "partition.assignment.strategy"
+                | "fetch.min.bytes"
+                | "fetch.max.bytes"
+                | "fetch.wait.max.ms"
+                | "max.partition.fetch.bytes"
+                | "queued.min.messages"
+                | "queued.max.messages.kbytes"
+                | "check.crcs"
+        )
+}
+
 /// The settings of one Kafka client, built in the order defaults, operator, forced.
 #[derive(Clone)]
 pub struct KafkaConfig {
@@ -32,6 +60,8 @@ pub struct KafkaConfig {
     properties: Vec<Property>,
     /// Secret values set by the service itself (a connection string as SASL password).
     secrets: Vec<Secret>,
+    /// Whether librdkafka reports statistics to the client's context.
+    statistics: bool,
 }
 
 impl KafkaConfig {
@@ -44,6 +74,7 @@ impl KafkaConfig {
             config,
             properties: Vec::new(),
             secrets: Vec::new(),
+            statistics: false,
         }
     }
 
@@ -85,6 +116,14 @@ impl KafkaConfig {
         self
     }
 
+    /// Statistics on at [`lag::STATISTICS_INTERVAL_MS`] (unless the operator chose an
+    /// interval), for a context that reads them (consumer lag). Off otherwise: a default
+    /// context would log every report.
+    pub fn statistics(&mut self) -> &mut KafkaConfig {
+        self.statistics = true;
+        self
+    }
+
     /// A setting's value as it stands now.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.config.get(key)
@@ -98,15 +137,17 @@ impl KafkaConfig {
             .collect()
     }
 
-    /// Creates the client with `context`: statistics on (unless the operator set their own
-    /// interval), the settings logged redacted, a failure scrubbed of every secret value.
+    /// Creates the client with `context`: the settings logged redacted, a failure scrubbed of
+    /// every secret value.
     pub fn create<C, X>(&self, context: X) -> Result<C, Error>
     where
         C: FromClientConfigAndContext<X>,
         X: ClientContext,
     {
         let mut config = self.config.clone();
-        lag::enable_statistics(&mut config);
+        if self.statistics {
+            lag::enable_statistics(&mut config);
+        }
         tracing::info!(
             bootstrap = config.get("bootstrap.servers").unwrap_or(""),
             properties = ?self.shown_properties(),
@@ -172,5 +213,20 @@ mod tests {
             !text.contains("k3y!") && !text.contains("hunter22"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn consumer_only_properties_are_told_apart_from_shared_ones() {
+        for key in ["group.instance.id", "isolation.level", "session.timeout.ms"] {
+            assert!(super::consumer_only(key), "{key}");
+        }
+        for key in [
+            "sasl.password",
+            "security.protocol",
+            "compression.type",
+            "acks",
+        ] {
+            assert!(!super::consumer_only(key), "{key}");
+        }
     }
 }
