@@ -7,6 +7,8 @@
 //! gives [`IngestSettings`], which is all [`crate::run`] takes: the library never sees clap.
 
 use crate::pipeline::{OutputTopic, PipelineSettings};
+use crate::positions::PositionsTopic;
+use crate::sink::ExactlyOnceSettings;
 use crate::source::{SourceArgs, SourceSettings};
 use anyhow::Result;
 use mfagap_core::encode::Format;
@@ -120,10 +122,61 @@ impl RuleArgs {
     }
 }
 
+/// What the output promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeliveryMode {
+    /// Exactly once for the kafka and file sources when the output Kafka supports
+    /// transactions; at least once otherwise, and for eventhubs (ask for exactly-once).
+    Auto,
+    /// Transactions: the records, the dead letters and the source positions they came from
+    /// are committed together; read_committed consumers see each sign-in once.
+    ExactlyOnce,
+    /// An idempotent producer; positions move behind acknowledgements, and a crash or a
+    /// partition move may write a record twice.
+    AtLeastOnce,
+}
+
 /// How much is in flight and how often positions are persisted.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Delivery")]
 pub struct DeliveryArgs {
+    /// What the output promises (see README, Delivery guarantees).
+    #[arg(long, value_enum, env = "MFAGAP_DELIVERY", default_value = "auto")]
+    pub delivery: DeliveryMode,
+    /// Exactly once: the compacted topic of Event Hubs and file positions (created if absent).
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        env = "MFAGAP_POSITIONS_TOPIC",
+        default_value = "entra.signins.positions"
+    )]
+    pub positions_topic: String,
+    /// Exactly once: a transaction is committed at least this often (the latency it adds).
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_TRANSACTION_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub transaction_interval: Duration,
+    /// Exactly once: … or once it holds this many source messages.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "MFAGAP_TRANSACTION_MESSAGES",
+        default_value_t = 2000
+    )]
+    pub transaction_messages: usize,
+    /// Exactly once: how long a transaction may stay open before the broker aborts it. It
+    /// bounds how long a replica that crashed mid-transaction holds back every
+    /// read_committed reader (the archiver, a replica taking over) — and a commit slowed
+    /// past it by the broker fails, and the service restarts.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_TRANSACTION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub transaction_timeout: Duration,
+    /// Exactly once: the first part of the transactional ids (one per replica, and one per
+    /// Event Hubs partition).
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        env = "MFAGAP_TRANSACTIONAL_ID_PREFIX",
+        default_value = "mfagap"
+    )]
+    pub transactional_id_prefix: String,
     /// Messages read but not yet acknowledged by Kafka, at most (bounds memory).
     #[arg(
         long,
@@ -174,8 +227,12 @@ pub struct IngestSettings {
     pub producer: ProducerSettings,
     /// Topics, format, rule and timing of the pipeline.
     pub pipeline: PipelineSettings,
-    /// Messages read but not yet delivered, at most.
+    /// Messages read but not yet delivered, at most (at least once).
     pub max_in_flight: usize,
+    /// What the output promises.
+    pub delivery: DeliveryMode,
+    /// How transactions run, when they do.
+    pub exactly_once: ExactlyOnceSettings,
     /// Address of `/metrics` and the health endpoints (port 0: any free port).
     pub listen: SocketAddr,
 }
@@ -188,6 +245,19 @@ impl IngestArgs {
             producer: self.output.producer(),
             pipeline: self.pipeline(),
             max_in_flight: self.delivery.max_in_flight,
+            delivery: self.delivery.delivery,
+            exactly_once: ExactlyOnceSettings {
+                cluster: self.output.producer(),
+                transactional_id_prefix: self.delivery.transactional_id_prefix.clone(),
+                interval: self.delivery.transaction_interval,
+                max_messages: self.delivery.transaction_messages.max(1),
+                timeout: self.delivery.transaction_timeout,
+                positions: PositionsTopic {
+                    topic: self.delivery.positions_topic.clone(),
+                    cluster: self.output.producer(),
+                    count: Default::default(),
+                },
+            },
             listen: self.service.listen,
         })
     }

@@ -19,33 +19,99 @@ mod deadletter;
 pub mod metrics;
 mod offsets;
 pub mod pipeline;
+pub mod positions;
 pub mod sink;
 pub mod source;
 
-pub use config::{IngestArgs, IngestSettings};
+pub use config::{DeliveryMode, IngestArgs, IngestSettings};
 pub use pipeline::Summary;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use mfagap_runtime::kafka::Producer;
-use mfagap_runtime::{Readiness, server};
+use mfagap_runtime::{Backoff, ErrorKind, Readiness, server};
+use sink::{ExactlyOnce, ExactlyOnceSettings, SourcePositions};
+use source::{Source, SourceSettings};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the service until its source ends or `stop` is cancelled.
 pub async fn run(settings: IngestSettings, stop: CancellationToken) -> Result<Summary> {
-    let handle = mfagap_runtime::metrics::install();
-    let ready = Readiness::default();
-    let addr = server::serve(settings.listen, handle, ready.clone(), stop.child_token()).await?;
-    tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");
-    let source = source::build(&settings.source)?;
-    run_with(source, &settings, stop.clone(), ready).await
+    run_observed(settings, stop, Readiness::default()).await
 }
 
-/// The pipeline over a source that is already running, with the output the settings name:
-/// what [`run`] does after opening its endpoint, and what `mfagap run` does with its own
-/// source (the generator) and endpoint.
-pub async fn run_with<S: source::Source>(
+/// [`run`], with the readiness its health endpoint answers from given by the caller: ready
+/// once the sink is open (with exactly-once, once any earlier run's open transaction is
+/// fenced and aborted) and the source is reading.
+pub async fn run_observed(
+    settings: IngestSettings,
+    stop: CancellationToken,
+    ready: Readiness,
+) -> Result<Summary> {
+    let handle = mfagap_runtime::metrics::install();
+    let addr = server::serve(settings.listen, handle, ready.clone(), stop.child_token()).await?;
+    tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");
+    let pipe = settings.pipeline.clone();
+    // The source first: its settings are checked (and a Kafka source joins its group) before
+    // the output is probed for transactions.
+    let summary = match &settings.source {
+        SourceSettings::Kafka(k) => {
+            let mut source = source::kafka::build(k)?;
+            if exactly_once(&settings, &stop).await? {
+                let offsets = source.exactly_once();
+                let sink =
+                    open_exactly_once(&settings, SourcePositions::KafkaOffsets(offsets)).await?;
+                pipeline::run(source, sink, pipe, stop.clone(), ready).await?
+            } else {
+                at_least_once(source, &settings, stop.clone(), ready).await?
+            }
+        }
+        SourceSettings::File(f) => {
+            let source = source::file::build(f)?;
+            if exactly_once(&settings, &stop).await? {
+                let (source, sink) = file_exactly_once(&settings, source).await?;
+                pipeline::run(source, sink, pipe, stop.clone(), ready).await?
+            } else {
+                at_least_once(source, &settings, stop.clone(), ready).await?
+            }
+        }
+        SourceSettings::Eventhubs(h) => {
+            if exactly_once(&settings, &stop).await? {
+                let (source, sink) = eventhubs_exactly_once(&settings, h).await?;
+                pipeline::run(source, sink, pipe, stop.clone(), ready).await?
+            } else {
+                let source = source::build(&settings.source)?;
+                at_least_once(source, &settings, stop.clone(), ready).await?
+            }
+        }
+    };
+    stop.cancel(); // stops the endpoint
+    Ok(summary)
+}
+
+/// The pipeline over a source that is already running and has no positions of its own to
+/// resume from (`mfagap run`'s generator), with the output and the delivery the settings
+/// name.
+pub async fn run_with<S: Source>(
+    source: S,
+    settings: &IngestSettings,
+    stop: CancellationToken,
+    ready: Readiness,
+) -> Result<Summary> {
+    if exactly_once(settings, &stop).await? {
+        let eo = settings.exactly_once.clone();
+        let sink =
+            tokio::task::spawn_blocking(move || ExactlyOnce::open(eo, SourcePositions::None))
+                .await
+                .context("opening the transactional producer")??;
+        pipeline::run(source, sink, settings.pipeline.clone(), stop, ready).await
+    } else {
+        at_least_once(source, settings, stop, ready).await
+    }
+}
+
+async fn at_least_once<S: Source>(
     source: S,
     settings: &IngestSettings,
     stop: CancellationToken,
@@ -64,10 +130,149 @@ pub async fn run_with<S: source::Source>(
         }
     });
     let sink = sink::AtLeastOnce::new(producer, settings.max_in_flight);
-    let summary =
-        pipeline::run(source, sink, settings.pipeline.clone(), stop.clone(), ready).await?;
-    stop.cancel(); // stops the endpoint
-    Ok(summary)
+    pipeline::run(source, sink, settings.pipeline.clone(), stop, ready).await
+}
+
+/// Whether this run delivers exactly once: as asked, or (`auto`, for the `kafka` and `file`
+/// sources) when the output Kafka initialises a transactional producer; one that refuses
+/// transactions gets at-least-once, said in the log. A broker that does not answer yet is waited for, as it would be anyway.
+async fn exactly_once(settings: &IngestSettings, stop: &CancellationToken) -> Result<bool> {
+    match settings.delivery {
+        DeliveryMode::AtLeastOnce => return Ok(false),
+        DeliveryMode::ExactlyOnce => {
+            tracing::info!("delivery: exactly once");
+            return Ok(true);
+        }
+        DeliveryMode::Auto => {}
+    }
+    if matches!(settings.source, SourceSettings::Eventhubs(_)) {
+        // Several replicas that take Event Hubs partitions from each other (load balancing)
+        // are not yet shown to hand a partition over exactly once while both run; one that
+        // asks for it gets it (README, "Delivery guarantees").
+        tracing::info!(
+            "delivery: at least once (auto; exactly once from Event Hubs is asked with --delivery exactly-once)"
+        );
+        return Ok(false);
+    }
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    loop {
+        let eo = settings.exactly_once.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            let id = format!(
+                "{}-probe-{}",
+                eo.transactional_id_prefix,
+                std::process::id()
+            );
+            sink::Txn::open(&eo, &id).map(|_| ())
+        });
+        let probe = tokio::select! {
+            p = probe => p.context("probing the output Kafka for transactions")?,
+            // Stopped first: nothing was read, so the at-least-once path ends at once.
+            _ = stop.cancelled() => return Ok(false),
+        };
+        match probe {
+            Ok(()) => {
+                tracing::info!("delivery: exactly once (the output Kafka supports transactions)");
+                return Ok(true);
+            }
+            Err(e) if e.kind() == ErrorKind::Configuration => {
+                tracing::warn!(error = %e, "delivery: at least once (the output Kafka refuses transactions)");
+                return Ok(false);
+            }
+            Err(e) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot tell whether the output Kafka supports transactions yet");
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The exactly-once sink over `positions` (blocking init on a thread of its own).
+async fn open_exactly_once(
+    settings: &IngestSettings,
+    positions: SourcePositions,
+) -> Result<ExactlyOnce> {
+    let eo: ExactlyOnceSettings = settings.exactly_once.clone();
+    tokio::task::spawn_blocking(move || ExactlyOnce::open(eo, positions))
+        .await
+        .context("opening the transactional producer")?
+        .map_err(anyhow::Error::new)
+}
+
+/// Event Hubs exactly once: partitions fenced and resumed from the positions topic as they
+/// are taken.
+async fn eventhubs_exactly_once(
+    settings: &IngestSettings,
+    h: &source::eventhubs::EventHubsSettings,
+) -> Result<(Box<dyn Source>, ExactlyOnce)> {
+    let eo = &settings.exactly_once;
+    eo.positions.ensure().await?;
+    let scope = source::eventhubs::positions_scope(h);
+    let registry = Arc::new(sink::TxnRegistry::new(eo, &scope));
+    let source = source::eventhubs::build(
+        h,
+        Some(source::eventhubs::ExactlyOnce {
+            registry: registry.clone(),
+            positions: eo.positions.clone(),
+        }),
+    )?;
+    let sink =
+        open_exactly_once(settings, SourcePositions::PerPartition { scope, registry }).await?;
+    Ok((Box::new(source), sink))
+}
+
+/// Files exactly once: the previous run over the same inputs and outputs is fenced, then
+/// each file resumes where the positions topic says it stopped.
+async fn file_exactly_once(
+    settings: &IngestSettings,
+    mut source: source::file::FileSource,
+) -> Result<(source::file::FileSource, ExactlyOnce)> {
+    let eo = &settings.exactly_once;
+    eo.positions.ensure().await?;
+    // One transactional id per set of inputs and output topics: a second run fences the
+    // first before it reads where the first stopped.
+    let topics: Vec<&str> = settings
+        .pipeline
+        .outputs
+        .iter()
+        .map(|o| o.topic.as_str())
+        .collect();
+    let scope = source::file::positions_scope(&topics.join(","));
+    let id = format!(
+        "{}-file-{:016x}",
+        eo.transactional_id_prefix,
+        xxhash_rust::xxh3::xxh3_64(
+            format!("{scope}\n{}", source.identities().join("\n")).as_bytes()
+        )
+    );
+    let positions = eo.positions.clone();
+    let sink = open_exactly_once(
+        settings,
+        SourcePositions::Topic {
+            scope: scope.clone(),
+            id,
+        },
+    )
+    .await?;
+    let committed = tokio::task::spawn_blocking(move || positions.read(&scope, None))
+        .await
+        .context("reading the positions topic")??;
+    source.resume_from(
+        committed
+            .into_iter()
+            .filter_map(|(identity, r)| {
+                Some((
+                    identity,
+                    source::file::Resume::from_json(r.resume.as_ref()?)?,
+                ))
+            })
+            .collect(),
+    );
+    Ok((source, sink))
 }
 
 /// The service as its binary runs it: settings checked, logging, signals and the runtime

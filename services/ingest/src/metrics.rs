@@ -85,6 +85,32 @@ pub fn lag(partition: &str, lag: i64) {
 }
 
 /// Counter: Event Hubs checkpoints written to the Blob store.
+/// Transactions ended, by outcome (`committed`, `aborted`): exactly-once delivery.
+pub const TRANSACTIONS: &str = "mfagap_ingest_transactions_total";
+/// How long committing a transaction took (send offsets or positions, then commit).
+pub const TRANSACTION_COMMIT_LATENCY: &str = "mfagap_ingest_transaction_commit_seconds";
+/// Records committed by transactions, by kind; with at-least-once delivery the producer's
+/// own `mfagap_ingest_produced_total` counts them as Kafka acknowledges each.
+pub const PRODUCED: &str = "mfagap_ingest_produced_total";
+
+/// A transaction committed `kinds` records in `took`.
+pub fn transaction_committed(
+    kinds: &std::collections::BTreeMap<&'static str, u64>,
+    took: std::time::Duration,
+) {
+    counter!(TRANSACTIONS, "outcome" => "committed").increment(1);
+    metrics::histogram!(TRANSACTION_COMMIT_LATENCY).record(took.as_secs_f64());
+    for (kind, n) in kinds {
+        counter!(PRODUCED, "kind" => *kind).increment(*n);
+    }
+}
+
+/// A transaction was aborted: none of its records will ever be read.
+pub fn transaction_aborted() {
+    counter!(TRANSACTIONS, "outcome" => "aborted").increment(1);
+}
+
+/// Counter: Event Hubs checkpoints written to the Blob store.
 pub const CHECKPOINTS: &str = "mfagap_ingest_eventhubs_checkpoints_total";
 /// Counter: checkpoint writes that failed; they are retried, but a steady rise means
 /// restarts will read more again.
@@ -93,13 +119,19 @@ pub const CHECKPOINT_FAILURES: &str = "mfagap_ingest_eventhubs_checkpoint_failur
 pub const OWNED_PARTITIONS: &str = "mfagap_ingest_eventhubs_owned_partitions";
 /// Counter: partitions whose receiver ended: taken by another replica, or failed for good.
 pub const PARTITIONS_LOST: &str = "mfagap_ingest_eventhubs_partitions_lost_total";
+/// Counter: exactly once: partitions dropped because another replica fenced their
+/// transactional producer (took them over) while a transaction was open.
+pub const PARTITIONS_FENCED: &str = "mfagap_ingest_eventhubs_partitions_fenced_total";
 /// Counter: times the Event Hubs client was opened again after an error or a stall.
 pub const PROCESSOR_RESTARTS: &str = "mfagap_ingest_eventhubs_processor_restarts_total";
 
-/// An Event Hubs checkpoint reached the Blob store.
-pub fn checkpoint_written(partition: &str, sequence_number: i64) {
+/// An Event Hubs checkpoint reached the Blob store; when it is the partition's commit (at
+/// least once), it is the committed position too.
+pub fn checkpoint_written(partition: &str, sequence_number: i64, commits: bool) {
     counter!(CHECKPOINTS).increment(1);
-    gauge!(POSITION, "partition" => partition.to_owned()).set(sequence_number as f64 + 1.0);
+    if commits {
+        gauge!(POSITION, "partition" => partition.to_owned()).set(sequence_number as f64 + 1.0);
+    }
 }
 
 /// A checkpoint write failed; it will be tried again.
@@ -115,6 +147,11 @@ pub fn owned_partitions(n: usize) {
 /// A partition's receiver ended: taken by another replica, or its link failed for good.
 pub fn partition_lost() {
     counter!(PARTITIONS_LOST).increment(1);
+}
+
+/// A partition's transactional producer was fenced by its new owner.
+pub fn partition_fenced() {
+    counter!(PARTITIONS_FENCED).increment(1);
 }
 
 /// The Event Hubs client was opened again after an error.

@@ -140,6 +140,7 @@ pub async fn run<S: Source, K: Sink>(
                     partition: msg.partition,
                     position: msg.position,
                     records,
+                    resume: msg.resume,
                 })?;
             }
         }
@@ -172,6 +173,7 @@ pub async fn run<S: Source, K: Sink>(
         sink.forget(&p);
     }
     commit(&mut source, &mut sink).await;
+    metrics::in_flight(sink.in_flight());
     source.close().await?;
     ready.set(false);
     Ok(Summary {

@@ -313,6 +313,11 @@ impl Dataset {
                 }
                 read_file(&dir.join(&*name), window, &mut rows)?;
             }
+            // A dataset written with at-least-once delivery may hold a sign-in twice; both
+            // copies have its time, so they are in the same hour: the first read (the lower
+            // offset of its partition) counts, the others are skipped.
+            let mut seen = std::collections::HashSet::new();
+            rows.retain(|r| seen.insert((r.category.clone(), r.id.clone())));
             // Every row of a partition is in its hour, so sorting each hour sorts the report.
             rows.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
             for row in &rows {

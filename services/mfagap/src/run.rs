@@ -76,6 +76,12 @@ pub(crate) struct RunArgs {
     /// Kafka bootstrap servers; without it an in-process broker is started.
     #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
+    /// What the output promises, as for `mfagap ingest`: exactly once (transactions; the
+    /// archiver reads only what was committed), at least once, or auto (as for ingest: the
+    /// generator and file sources exactly once when the Kafka supports transactions, the
+    /// in-process broker included).
+    #[arg(long, value_enum, env = "MFAGAP_DELIVERY", default_value = "auto")]
+    pub delivery: mfagap_ingest::DeliveryMode,
     /// Partitions of the topic on the in-process broker.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=64))]
     pub partitions: i32,
@@ -205,6 +211,7 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
         }
         Input::Service(kind) => ingest.source.kind = *kind,
     }
+    ingest.delivery.delivery = args.delivery;
 
     let started_at = chrono::Utc::now();
     let embedded = match &args.kafka_bootstrap {
@@ -223,6 +230,10 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
                 (ingest.output.topic.as_str(), args.partitions),
                 (ingest.output.dead_letter_topic.as_str(), 1),
                 (archive.dead_letter_topic.as_str(), 1),
+                (
+                    ingest.delivery.positions_topic.as_str(),
+                    mfagap_ingest::positions::PARTITIONS,
+                ),
             ])?;
             ingest.output.bootstrap = broker.bootstrap();
             eprintln!(
@@ -235,6 +246,22 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
             Some(broker)
         }
     };
+    // One archiver per dataset: a static group member named after it, so that a run stopped
+    // hard and started again takes its partitions back at once instead of waiting for the
+    // group to give up on the member that died.
+    if !archive
+        .kafka_properties
+        .iter()
+        .any(|p| p.key == "group.instance.id")
+    {
+        let member = format!(
+            "group.instance.id=mfagap-run-{:016x}",
+            xxhash_rust::xxh3::xxh3_64(args.data.as_bytes())
+        );
+        archive
+            .kafka_properties
+            .push(member.parse().map_err(anyhow::Error::msg)?);
+    }
     archive.bootstrap = ingest.output.bootstrap.clone();
     archive.topic = ingest.output.topic.clone();
     archive.data = args.data.clone();
@@ -275,8 +302,7 @@ async fn together(
 
     let stop = CancellationToken::new();
     tokio::spawn(mfagap_runtime::service::stop_on_signal(stop.clone()));
-    let archiver_stop = CancellationToken::new();
-    let mut archiver = tokio::spawn(mfagap_archiver::run(archive, archiver_stop.clone()));
+    let ingest_ready = Readiness::default();
     let mut ingesting: JoinHandle<Result<Summary>> = match args.source {
         Input::Generator => {
             let config = GeneratorConfig {
@@ -284,10 +310,23 @@ async fn together(
                 ..GeneratorConfig::default()
             };
             let source = GeneratorSource::new(config, args.messages, args.rate);
-            tokio::spawn(ingest_generated(ingest, source, stop.child_token()))
+            let (stop, ready) = (stop.child_token(), ingest_ready.clone());
+            tokio::spawn(async move { mfagap_ingest::run_with(source, &ingest, stop, ready).await })
         }
-        _ => tokio::spawn(mfagap_ingest::run(ingest, stop.child_token())),
+        _ => tokio::spawn(mfagap_ingest::run_observed(
+            ingest,
+            stop.child_token(),
+            ingest_ready.clone(),
+        )),
     };
+    // The archiver starts once the ingest is ready: with exactly-once, a transaction that an
+    // earlier run left open is then aborted already, and the archiver's first read sees the
+    // topic as it will stay (see ARCHITECTURE.md, "Delivery").
+    while !ingest_ready.get() && !ingesting.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let archiver_stop = CancellationToken::new();
+    let mut archiver = tokio::spawn(mfagap_archiver::run(archive, archiver_stop.clone()));
 
     let mut progress = Progress::new(args.progress);
     let every = progress
@@ -319,19 +358,31 @@ async fn together(
         }
     };
 
-    // Wait until the archiver has read everything the ingest wrote, then let it publish.
+    // Wait until the archiver has read everything the ingest wrote, and the topic to its end
+    // (what an earlier run that died left unread too), then let it publish.
     let emitted = summary.stats.emitted_total() as f64;
     let mut seen = -1.0;
     let mut moved = Instant::now();
+    let mut at_end_since: Option<Instant> = None;
     loop {
-        let c = counts();
+        let text = handle.render();
+        let c = Counts::from_metrics(&text);
         if let Some(p) = progress.as_mut() {
             p.show(&c);
         }
+        let assigned = progress::metric(&text, mfagap_archiver::metrics::ASSIGNED);
+        let at_end = progress::metric(&text, mfagap_archiver::metrics::AT_END);
         // After a stop signal too: with the in-process broker, what the archiver has not read
-        // when the process ends is gone, although the source already moved past it.
-        if c.archiver_read >= emitted {
-            break;
+        // when the process ends is gone, although the source already moved past it. "At the
+        // end" must hold for a moment: the flag of a partition whose newest records are still
+        // on their way would otherwise end the wait early.
+        if c.archiver_read >= emitted && assigned > 0.0 && at_end >= assigned {
+            let since = *at_end_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(500) {
+                break;
+            }
+        } else {
+            at_end_since = None;
         }
         if c.archiver_read > seen {
             seen = c.archiver_read;
@@ -373,16 +424,6 @@ fn archiver_ended(
         Ok(Ok(_)) => anyhow::anyhow!("the archiver stopped before the ingest was done"),
         Err(e) => anyhow::anyhow!("the archiver task panicked: {e}"),
     }
-}
-
-/// The ingest pipeline over the generator, set up as `mfagap_ingest::run` sets up its own
-/// sources (the metrics endpoint is `run`'s).
-async fn ingest_generated(
-    settings: IngestSettings,
-    source: GeneratorSource,
-    stop: CancellationToken,
-) -> Result<Summary> {
-    mfagap_ingest::run_with(source, &settings, stop, Readiness::default()).await
 }
 
 /// A dataset root that is a local directory (not `scheme://…`).

@@ -61,6 +61,7 @@ impl Source for GeneratorSource {
                 sequence_number: Some(n),
                 ..Origin::default()
             },
+            resume: None,
         }))
     }
 

@@ -477,3 +477,34 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!file.exists());
 }
+
+/// A dataset written with at-least-once delivery may hold a sign-in twice (a re-read after a
+/// crash, under other offsets): the report counts each sign-in once.
+#[test]
+fn a_sign_in_the_dataset_holds_twice_is_reported_once() {
+    let root = dataset();
+    let once = ok(report(root.path(), &[]));
+    // The first five records again, as a re-read writes them: another partition's file.
+    let settings = FileSettings::new(1, 1000).unwrap();
+    let mut buffers = std::collections::BTreeMap::new();
+    for (offset, s) in SPECS.iter().take(5).enumerate() {
+        let r = record(s);
+        let hour = layout::hour_of(r.created_date_time);
+        buffers
+            .entry(hour)
+            .or_insert_with(|| HourBuffer::new(hour))
+            .append(&r, 500 + offset as i64, 1000)
+            .unwrap();
+    }
+    for (hour, buffer) in buffers {
+        let file = buffer.encode(&settings).unwrap();
+        let path = root
+            .path()
+            .join(layout::data_file("entra.signins.nonmfa", 9, hour, file.offsets).as_ref());
+        std::fs::write(&path, &file.data).unwrap();
+    }
+    let rows = mfagap_testkit::read_dataset(root.path()).unwrap();
+    assert_eq!(rows.len(), SPECS.len() + 5, "DuckDB reads the copies");
+    let twice = ok(report(root.path(), &[]));
+    assert_eq!(twice, once, "the report is the same, each sign-in once");
+}

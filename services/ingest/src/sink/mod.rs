@@ -11,8 +11,12 @@
 //! ARCHITECTURE.md (*Where guarantees are decided*) tells the whole story.
 
 mod at_least_once;
+mod exactly_once;
 
 pub use at_least_once::AtLeastOnce;
+pub use exactly_once::{
+    ExactlyOnce, ExactlyOnceSettings, KafkaOffsets, SourcePositions, Txn, TxnRegistry,
+};
 
 use mfagap_runtime::Error;
 use mfagap_runtime::kafka::OutRecord;
@@ -28,6 +32,9 @@ pub struct Work {
     pub position: i64,
     /// Its output records and dead letters; may be empty (nothing emitted).
     pub records: Vec<OutRecord>,
+    /// What the source needs to resume right after this message (see
+    /// [`crate::source::Message::resume`]); kept with the position by a transactional sink.
+    pub resume: Option<serde_json::Value>,
 }
 
 /// How a drain ended.

@@ -30,6 +30,10 @@ pub struct Message {
     pub position: i64,
     /// The coordinates that go into the output record's `source` and dead-letter headers.
     pub origin: Origin<'static>,
+    /// What the source needs to resume right after this message, when its position alone
+    /// is not enough (Event Hubs: the event's sequence number and offset; a file: the byte
+    /// after the line). Exactly-once delivery commits it with the position.
+    pub resume: Option<serde_json::Value>,
 }
 
 /// An input of the ingest pipeline.
@@ -181,7 +185,7 @@ pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>> {
     Ok(match settings {
         SourceSettings::File(s) => Box::new(file::build(s)?),
         SourceSettings::Kafka(s) => Box::new(kafka::build(s)?),
-        SourceSettings::Eventhubs(s) => Box::new(eventhubs::build(s)?),
+        SourceSettings::Eventhubs(s) => Box::new(eventhubs::build(s, None)?),
     })
 }
 

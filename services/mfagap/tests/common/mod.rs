@@ -89,3 +89,16 @@ pub(crate) fn ids(records: &[Value]) -> BTreeSet<(String, String)> {
         })
         .collect()
 }
+
+/// The dead-letter topic's payloads, sorted: what `filter_reference` returns beside the
+/// records.
+pub(crate) fn dead_letter_payloads(b: &Broker, topic: &str) -> Vec<Vec<u8>> {
+    let mut dead: Vec<Vec<u8>> = b
+        .read_all(topic)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    dead.sort();
+    dead
+}

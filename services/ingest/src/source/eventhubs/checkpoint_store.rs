@@ -35,13 +35,58 @@ const OFFSET: &str = "offset";
 const SEQUENCE_NUMBER: &str = "sequencenumber";
 
 /// The checkpoint store of the `eventhubs` source.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlobCheckpointStore {
     store: Arc<dyn ObjectStore>,
     /// Blob-name prefix inside the container (from the URL's path), may be empty.
     prefix: String,
     /// The container as the operator named it, for messages (never carries secrets).
     pub location: String,
+    /// With exactly-once delivery: where a partition this replica takes resumes.
+    exactly_once: Option<Arc<ExactlyOnceStarts>>,
+}
+
+impl std::fmt::Debug for BlobCheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobCheckpointStore")
+            .field("location", &self.location)
+            .field("exactly_once", &self.exactly_once.is_some())
+            .finish()
+    }
+}
+
+/// Where partitions resume under exactly-once delivery: from the positions topic, read after
+/// this replica fenced the partition's previous owner, not from the Blob checkpoint (which is
+/// still written after each commit, for Azure's tools and other readers).
+///
+/// The event processor asks for checkpoints after every load-balancing round, once its
+/// claims are made; the partitions this replica now owns and had not opened are fenced
+/// (their transactional producers initialised, see `sink::exactly_once`) and the positions
+/// topic is read for them, once. A partition without a committed position starts from its
+/// Blob checkpoint, so that turning exactly-once on does not read a hub again.
+pub struct ExactlyOnceStarts {
+    /// The per-partition transactions of this replica.
+    pub registry: Arc<crate::sink::TxnRegistry>,
+    /// Where committed positions are read from.
+    pub positions: crate::positions::PositionsTopic,
+    /// The positions' scope of this event hub and consumer group.
+    pub scope: String,
+    /// This replica's owner id.
+    pub instance: String,
+    /// The pipeline's partition names are `<event hub>/<id>`.
+    pub event_hub: String,
+    /// Partitions opened, with the checkpoint they resume from.
+    pub(crate) opened: std::sync::Mutex<std::collections::HashMap<String, Option<Checkpoint>>>,
+}
+
+impl ExactlyOnceStarts {
+    /// Forgets a partition this replica lost: taken again, it is fenced and read again.
+    pub fn lost(&self, partition_id: &str) {
+        self.opened
+            .lock()
+            .expect("not poisoned")
+            .remove(partition_id);
+    }
 }
 
 impl BlobCheckpointStore {
@@ -87,7 +132,105 @@ impl BlobCheckpointStore {
             store: Arc::new(store),
             prefix,
             location: location.to_owned(),
+            exactly_once: None,
         })
+    }
+
+    /// The same store, resuming partitions under exactly-once delivery (see
+    /// [`ExactlyOnceStarts`]).
+    pub fn with_exactly_once(mut self, starts: Arc<ExactlyOnceStarts>) -> BlobCheckpointStore {
+        self.exactly_once = Some(starts);
+        self
+    }
+
+    /// The Blob checkpoints, with the positions topic's in place of them for the partitions
+    /// this replica owns, when exactly-once delivery is on.
+    async fn exactly_once_checkpoints(
+        &self,
+        eo: &Arc<ExactlyOnceStarts>,
+        blob: Vec<Checkpoint>,
+        namespace: &str,
+        event_hub_name: &str,
+        consumer_group: &str,
+    ) -> azure_core::Result<Vec<Checkpoint>> {
+        let owned: Vec<String> = self
+            .list_ownerships(namespace, event_hub_name, consumer_group)
+            .await?
+            .into_iter()
+            .filter(|o| o.owner_id.as_deref() == Some(eo.instance.as_str()))
+            .map(|o| o.partition_id)
+            .collect();
+        let new: Vec<String> = {
+            let opened = eo.opened.lock().expect("not poisoned");
+            // Also a partition whose producer was dropped as taken over: taken again, it is
+            // fenced anew and resumes from the positions topic.
+            owned
+                .iter()
+                .filter(|id| {
+                    !opened.contains_key(*id)
+                        || !eo.registry.holds(&format!("{}/{id}", eo.event_hub))
+                })
+                .cloned()
+                .collect()
+        };
+        if !new.is_empty() {
+            let eo2 = eo.clone();
+            let ids = new.clone();
+            // Fence first, then read: what the previous owner had not committed is aborted
+            // before its position is looked at.
+            let read = tokio::task::spawn_blocking(move || {
+                let names: Vec<String> = ids
+                    .iter()
+                    .map(|id| format!("{}/{id}", eo2.event_hub))
+                    .collect();
+                for name in &names {
+                    eo2.registry.fence(name)?;
+                }
+                eo2.positions.read(&eo2.scope, Some(&names))
+            })
+            .await
+            .map_err(|e| {
+                azure_core::Error::with_message(azure_core::error::ErrorKind::Other, e.to_string())
+            })?
+            .map_err(|e| {
+                azure_core::Error::with_error(
+                    azure_core::error::ErrorKind::Other,
+                    e,
+                    "exactly-once start",
+                )
+            })?;
+            let mut opened = eo.opened.lock().expect("not poisoned");
+            for id in new {
+                let name = format!("{}/{id}", eo.event_hub);
+                let from_topic = read.get(&name).map(|r| {
+                    let resume = r.resume.clone().unwrap_or_default();
+                    Checkpoint {
+                        fully_qualified_namespace: namespace.to_owned(),
+                        event_hub_name: event_hub_name.to_owned(),
+                        consumer_group: consumer_group.to_owned(),
+                        partition_id: id.clone(),
+                        offset: resume["offset"].as_str().map(str::to_owned),
+                        sequence_number: resume["sequenceNumber"].as_i64(),
+                    }
+                });
+                match &from_topic {
+                    Some(c) => {
+                        tracing::info!(partition = %id, sequence_number = ?c.sequence_number, "partition resumes from the positions topic")
+                    }
+                    None => {
+                        tracing::info!(partition = %id, "no committed position: the partition resumes from its Blob checkpoint")
+                    }
+                }
+                opened.insert(id, from_topic);
+            }
+        }
+        let opened = eo.opened.lock().expect("not poisoned");
+        let mut out: Vec<Checkpoint> = blob
+            .into_iter()
+            .filter(|c| !matches!(opened.get(&c.partition_id), Some(Some(_))))
+            .collect();
+        out.extend(opened.values().flatten().cloned());
+        Ok(out)
     }
 
     fn path(&self, name: &str) -> Path {
@@ -267,7 +410,13 @@ impl CheckpointStore for BlobCheckpointStore {
                 sequence_number,
             });
         }
-        Ok(out)
+        match &self.exactly_once {
+            Some(eo) => {
+                self.exactly_once_checkpoints(eo, out, namespace, event_hub_name, consumer_group)
+                    .await
+            }
+            None => Ok(out),
+        }
     }
 
     async fn list_ownerships(

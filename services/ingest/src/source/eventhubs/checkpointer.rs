@@ -69,13 +69,17 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
+    /// `commits`: whether a written checkpoint is the commit of its partition (at least once),
+    /// or follows a commit made elsewhere (exactly once: the transaction is the commit, and the
+    /// committed-position gauge is its).
     pub(crate) fn spawn(
         store: Arc<BlobCheckpointStore>,
         scope: Scope,
         policy: Policy,
+        commits: bool,
     ) -> Checkpointer {
         let (writer, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, scope.event_hub.clone(), rx));
+        tokio::spawn(write_loop(store, scope.event_hub.clone(), commits, rx));
         Checkpointer {
             policy,
             scope,
@@ -195,6 +199,7 @@ impl Checkpointer {
 async fn write_loop(
     store: Arc<BlobCheckpointStore>,
     event_hub: String,
+    commits: bool,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut queue: BTreeMap<String, Checkpoint> = BTreeMap::new();
@@ -204,7 +209,7 @@ async fn write_loop(
             Some(at) => tokio::select! {
                 c = rx.recv() => c,
                 _ = tokio::time::sleep_until(at) => {
-                    retry_at = write_all(&store, &event_hub, &mut queue).await.err().map(|_| Instant::now() + Duration::from_secs(1));
+                    retry_at = write_all(&store, &event_hub, commits, &mut queue).await.err().map(|_| Instant::now() + Duration::from_secs(1));
                     continue;
                 }
             },
@@ -220,20 +225,20 @@ async fn write_loop(
                     queue.insert(c.partition_id.clone(), c);
                 }
                 if retry_at.is_none() {
-                    retry_at = write_all(&store, &event_hub, &mut queue)
+                    retry_at = write_all(&store, &event_hub, commits, &mut queue)
                         .await
                         .err()
                         .map(|_| Instant::now() + Duration::from_secs(1));
                 }
             }
             Command::Flush(done) => {
-                let mut result = write_all(&store, &event_hub, &mut queue).await;
+                let mut result = write_all(&store, &event_hub, commits, &mut queue).await;
                 for _ in 0..4 {
                     if result.is_ok() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    result = write_all(&store, &event_hub, &mut queue).await;
+                    result = write_all(&store, &event_hub, commits, &mut queue).await;
                 }
                 retry_at = result
                     .as_ref()
@@ -248,6 +253,7 @@ async fn write_loop(
 async fn write_all(
     store: &BlobCheckpointStore,
     event_hub: &str,
+    commits: bool,
     queue: &mut BTreeMap<String, Checkpoint>,
 ) -> Result<()> {
     let mut failed = None;
@@ -258,7 +264,7 @@ async fn write_all(
         match store.update_checkpoint(c).await {
             Ok(()) => {
                 queue.remove(&id);
-                metrics::checkpoint_written(&format!("{event_hub}/{id}"), s);
+                metrics::checkpoint_written(&format!("{event_hub}/{id}"), s, commits);
                 tracing::debug!(partition = %id, sequence_number = s, "checkpoint written");
             }
             Err(e) => {

@@ -22,7 +22,7 @@ mod config;
 pub(crate) mod connect;
 mod watchdog;
 
-pub use checkpoint_store::BlobCheckpointStore;
+pub use checkpoint_store::{BlobCheckpointStore, ExactlyOnceStarts};
 pub use checkpointer::Policy;
 pub use config::{Balancing, EventHubsArgs, EventHubsSettings};
 pub use connect::{CredentialKind, Target};
@@ -105,9 +105,33 @@ impl Shared {
     }
 }
 
-/// Opens the checkpoint store and starts reading the event hub the settings name.
-pub fn build(settings: &EventHubsSettings) -> Result<EventHubsSource> {
-    EventHubsSource::start(settings.clone())
+/// Opens the checkpoint store and starts reading the event hub the settings name; with
+/// exactly-once delivery, partitions resume from the positions topic (see
+/// [`ExactlyOnceStarts`]).
+pub fn build(
+    settings: &EventHubsSettings,
+    exactly_once: Option<ExactlyOnce>,
+) -> Result<EventHubsSource> {
+    EventHubsSource::start(settings.clone(), exactly_once)
+}
+
+/// What exactly-once delivery lends the source: the per-partition transactions it fences
+/// when it takes a partition, and the positions topic it resumes from.
+pub struct ExactlyOnce {
+    /// The per-partition transactions the sink commits through.
+    pub registry: Arc<crate::sink::TxnRegistry>,
+    /// Where committed positions are read from.
+    pub positions: crate::positions::PositionsTopic,
+}
+
+/// The scope of this event hub's positions: namespace, hub and consumer group.
+pub fn positions_scope(settings: &EventHubsSettings) -> String {
+    format!(
+        "eventhubs:{}/{}/{}",
+        settings.target.namespace.to_lowercase(),
+        settings.target.event_hub.to_lowercase(),
+        settings.target.consumer_group.to_lowercase()
+    )
 }
 
 /// The `eventhubs` source.
@@ -122,12 +146,17 @@ pub struct EventHubsSource {
     supervisor: Option<std::thread::JoinHandle<()>>,
     /// The last sequence number handed out per partition, for events that carry none.
     last: HashMap<String, i64>,
+    /// With exactly-once delivery, how taken partitions resume.
+    exactly_once: Option<Arc<ExactlyOnceStarts>>,
 }
 
 impl EventHubsSource {
     /// Opens the checkpoint store and starts the supervisor; the first connection's failure
     /// (a wrong key, an unknown event hub) comes out of the first `next`.
-    pub fn start(config: EventHubsSettings) -> Result<EventHubsSource> {
+    pub fn start(
+        config: EventHubsSettings,
+        exactly_once: Option<ExactlyOnce>,
+    ) -> Result<EventHubsSource> {
         let store = Arc::new(BlobCheckpointStore::open(
             &config.checkpoint_store,
             &config.checkpoint_store_options,
@@ -147,16 +176,33 @@ impl EventHubsSource {
             %instance,
             "Event Hubs source"
         );
-        let checkpointer = Checkpointer::spawn(store.clone(), scope.clone(), config.checkpoint);
+        let checkpointer = Checkpointer::spawn(
+            store.clone(),
+            scope.clone(),
+            config.checkpoint,
+            exactly_once.is_none(),
+        );
         let (tx, events) = mpsc::channel(64);
         let shared = Arc::new(Shared::default());
         let stop = CancellationToken::new();
         // The SDK's event streams are not `Send`: the client, the processor and the pumps live
         // on a thread of their own, with a runtime of its own (and a store client of its own).
-        let processor_store = Arc::new(BlobCheckpointStore::open(
-            &config.checkpoint_store,
-            &config.checkpoint_store_options,
-        )?);
+        let starts = exactly_once.map(|eo| {
+            Arc::new(ExactlyOnceStarts {
+                registry: eo.registry,
+                positions: eo.positions,
+                scope: positions_scope(&config),
+                instance: instance.clone(),
+                event_hub: config.target.event_hub.clone(),
+                opened: Default::default(),
+            })
+        });
+        let mut processor_store =
+            BlobCheckpointStore::open(&config.checkpoint_store, &config.checkpoint_store_options)?;
+        if let Some(s) = &starts {
+            processor_store = processor_store.with_exactly_once(s.clone());
+        }
+        let processor_store = Arc::new(processor_store);
         let (who, sh, st) = (instance.clone(), shared.clone(), stop.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -183,6 +229,7 @@ impl EventHubsSource {
             stop,
             supervisor: Some(supervisor),
             last: HashMap::new(),
+            exactly_once: starts,
         })
     }
 
@@ -254,6 +301,9 @@ impl Source for EventHubsSource {
             }
         };
         self.last.insert(name.clone(), position);
+        let resume = e
+            .sequence_number
+            .map(|s| serde_json::json!({"sequenceNumber": s, "offset": e.offset.clone()}));
         Ok(Some(Message {
             body: e.body,
             partition: name,
@@ -267,6 +317,7 @@ impl Source for EventHubsSource {
                 enqueued_time: e.enqueued_micros,
                 ..Origin::default()
             },
+            resume,
         }))
     }
 
@@ -291,6 +342,9 @@ impl Source for EventHubsSource {
         let mut names = Vec::with_capacity(lost.len());
         for id in lost {
             self.checkpointer.lost(&id);
+            if let Some(eo) = &self.exactly_once {
+                eo.lost(&id);
+            }
             let name = self.pipeline_name(&id);
             self.last.remove(&name);
             names.push(name);

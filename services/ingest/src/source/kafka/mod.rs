@@ -12,6 +12,7 @@ pub use config::{KafkaArgs, KafkaSettings, StartPosition};
 
 use super::connection::ConnectionInfo;
 use super::{Message, Source};
+use crate::sink::KafkaOffsets;
 use anyhow::{Context, Result, bail};
 use mfagap_core::Source as Origin;
 use mfagap_core::lenient::Text;
@@ -34,6 +35,8 @@ pub fn build(settings: &KafkaSettings) -> Result<KafkaSource> {
 struct Ctx {
     revoked: Arc<Mutex<Vec<String>>>,
     lag: ConsumerLag,
+    /// With exactly-once delivery: the transaction to commit before partitions go.
+    exactly_once: Arc<std::sync::OnceLock<Arc<KafkaOffsets>>>,
 }
 
 impl ClientContext for Ctx {
@@ -43,7 +46,11 @@ impl ClientContext for Ctx {
 }
 
 impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 let names: Vec<String> = tpl
@@ -52,6 +59,14 @@ impl ConsumerContext for Ctx {
                     .map(|e| format!("{}/{}", e.topic(), e.partition()))
                     .collect();
                 tracing::info!(partitions = ?names, "partitions revoked");
+                // Exactly once: what was read from them is committed now, with their offsets,
+                // while this member's generation can still commit them.
+                if let (Some(offsets), Some(metadata)) =
+                    (self.exactly_once.get(), consumer.group_metadata())
+                    && let Err(e) = offsets.commit_before_revoke(&metadata)
+                {
+                    tracing::error!(error = %e, "the transaction could not be committed before the revocation");
+                }
                 self.revoked.lock().expect("not poisoned").extend(names);
             }
             Rebalance::Assign(tpl) => {
@@ -69,11 +84,15 @@ impl ConsumerContext for Ctx {
 
 /// The `kafka` source.
 pub struct KafkaSource {
-    consumer: StreamConsumer<Ctx>,
+    consumer: Arc<StreamConsumer<Ctx>>,
     revoked: Arc<Mutex<Vec<String>>>,
     partitions: HashMap<String, (String, i32)>,
     last: Vec<(String, i64)>,
     lag: ConsumerLag,
+    exactly_once: Arc<std::sync::OnceLock<Arc<KafkaOffsets>>>,
+    /// The static member id (`group.instance.id`), when the operator gave one: a stable
+    /// name for this replica across restarts.
+    instance: Option<String>,
 }
 
 impl KafkaSource {
@@ -136,25 +155,46 @@ impl KafkaSource {
             .set("sasl.username", "$ConnectionString")
             .set_secret("sasl.password", secret);
         }
-        c.operator(&config.properties);
+        c.operator(&config.properties).statistics();
         tracing::info!(?topics, group = %config.group, event_hubs = conn.is_some(), "Kafka source topics");
         let revoked = Arc::new(Mutex::new(Vec::new()));
         let lag = ConsumerLag::default();
+        let exactly_once = Arc::new(std::sync::OnceLock::new());
         let consumer: StreamConsumer<Ctx> = c.create(Ctx {
             revoked: revoked.clone(),
             lag: lag.clone(),
+            exactly_once: exactly_once.clone(),
         })?;
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&refs)
             .context("cannot subscribe to the source topics")?;
         Ok(KafkaSource {
-            consumer,
+            consumer: Arc::new(consumer),
             revoked,
             partitions: HashMap::new(),
             last: Vec::new(),
             lag,
+            exactly_once,
+            instance: config
+                .properties
+                .iter()
+                .find(|p| p.key == "group.instance.id")
+                .map(|p| p.value.expose().to_owned()),
         })
+    }
+
+    /// Exactly-once delivery: from now on the consumer group's offsets are committed inside
+    /// the output transactions only (the source commits nothing itself); returns what the
+    /// transactional sink needs for that.
+    pub fn exactly_once(&mut self) -> Arc<KafkaOffsets> {
+        let consumer = self.consumer.clone();
+        let offsets = Arc::new(KafkaOffsets::new(
+            Box::new(move || consumer.group_metadata()),
+            self.instance.clone(),
+        ));
+        let _ = self.exactly_once.set(offsets.clone());
+        offsets
     }
 
     fn tpl(&self, points: &[(String, i64)]) -> Result<TopicPartitionList> {
@@ -203,10 +243,14 @@ impl Source for KafkaSource {
                 enqueued_time: enqueued,
                 ..Origin::default()
             },
+            resume: None,
         }))
     }
 
     fn commit(&mut self, points: &[(String, i64)]) -> Result<()> {
+        if self.exactly_once.get().is_some() {
+            return Ok(()); // committed inside the transaction
+        }
         let tpl = self.tpl(points)?;
         if tpl.count() > 0 {
             self.consumer
@@ -237,6 +281,10 @@ impl Source for KafkaSource {
     }
 
     async fn close(&mut self) -> Result<()> {
+        if self.exactly_once.get().is_some() {
+            self.consumer.unsubscribe();
+            return Ok(());
+        }
         let tpl = self.tpl(&self.last)?;
         if tpl.count() > 0 {
             self.consumer
