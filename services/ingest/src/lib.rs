@@ -52,7 +52,6 @@ pub async fn run_observed(
     let handle = mfagap_runtime::metrics::install();
     let addr = server::serve(settings.listen, handle, ready.clone(), stop.child_token()).await?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");
-    let pipe = settings.pipeline.clone();
     // The source first: its settings are checked (and a Kafka source joins its group) before
     // the output is probed for transactions.
     let summary = match &settings.source {
@@ -62,7 +61,7 @@ pub async fn run_observed(
                 let offsets = source.exactly_once();
                 let sink =
                     open_exactly_once(&settings, SourcePositions::KafkaOffsets(offsets)).await?;
-                pipeline::run(source, sink, pipe, stop.clone(), ready).await?
+                pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 at_least_once(source, &settings, stop.clone(), ready).await?
             }
@@ -71,7 +70,7 @@ pub async fn run_observed(
             let source = source::file::build(f)?;
             if exactly_once(&settings, &stop).await? {
                 let (source, sink) = file_exactly_once(&settings, source).await?;
-                pipeline::run(source, sink, pipe, stop.clone(), ready).await?
+                pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 at_least_once(source, &settings, stop.clone(), ready).await?
             }
@@ -79,7 +78,7 @@ pub async fn run_observed(
         SourceSettings::Eventhubs(h) => {
             if exactly_once(&settings, &stop).await? {
                 let (source, sink) = eventhubs_exactly_once(&settings, h).await?;
-                pipeline::run(source, sink, pipe, stop.clone(), ready).await?
+                pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 let source = source::build(&settings.source)?;
                 at_least_once(source, &settings, stop.clone(), ready).await?
@@ -105,7 +104,7 @@ pub async fn run_with<S: Source>(
             tokio::task::spawn_blocking(move || ExactlyOnce::open(eo, SourcePositions::None))
                 .await
                 .context("opening the transactional producer")??;
-        pipeline::run(source, sink, settings.pipeline.clone(), stop, ready).await
+        pipeline::run(source, sink, transactional(settings), stop, ready).await
     } else {
         at_least_once(source, settings, stop, ready).await
     }
@@ -189,6 +188,15 @@ async fn exactly_once(settings: &IngestSettings, stop: &CancellationToken) -> Re
             }
         }
     }
+}
+
+/// The pipeline settings with exactly-once delivery: the pipeline's tick, which commits due
+/// transactions, comes at least every `--transaction-interval`, so that a transaction waits
+/// no longer than that for its commit.
+fn transactional(settings: &IngestSettings) -> pipeline::PipelineSettings {
+    let mut p = settings.pipeline.clone();
+    p.commit_interval = p.commit_interval.min(settings.exactly_once.interval);
+    p
 }
 
 /// The exactly-once sink over `positions` (blocking init on a thread of its own).
