@@ -327,3 +327,58 @@ impl PositionsTopic {
         Ok(partitions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_hubs_partition_goes_to_its_number_modulo_the_partition_count() {
+        assert_eq!(PositionRecord::slot("signinlogs/3", 32), 3);
+        assert_eq!(PositionRecord::slot("signinlogs/35", 32), 3);
+        assert_eq!(PositionRecord::slot("signinlogs/0", 1), 0);
+        // A topic of 0 partitions (not yet known) is taken as 1.
+        assert_eq!(PositionRecord::slot("signinlogs/7", 0), 0);
+    }
+
+    #[test]
+    fn any_other_name_goes_to_a_stable_slot_within_the_count() {
+        let name = "/data/in.jsonl:1234:5678";
+        let slot = PositionRecord::slot(name, 32);
+        assert!((0..32).contains(&slot));
+        assert_eq!(
+            PositionRecord::slot(name, 32),
+            slot,
+            "the same name, the same slot"
+        );
+        let slots: std::collections::BTreeSet<i32> = (0..200)
+            .map(|i| PositionRecord::slot(&format!("file-{i}"), 32))
+            .collect();
+        assert!(slots.len() > 16, "names spread over the slots: {slots:?}");
+    }
+
+    #[test]
+    fn a_record_is_keyed_by_scope_and_partition_and_reads_back_as_written() {
+        let r = PositionRecord {
+            scope: "eventhubs:ns/hub/group".into(),
+            partition: "hub/2".into(),
+            position: 42,
+            resume: Some(serde_json::json!({"sequenceNumber": 41, "offset": "9000"})),
+            writer: "mfagap-abc-hub-2".into(),
+        };
+        let out = r.out_record("entra.signins.positions");
+        assert_eq!(out.topic, "entra.signins.positions");
+        assert_eq!(out.kind, "position");
+        assert_eq!(
+            out.key.as_deref(),
+            Some("eventhubs:ns/hub/group|hub/2".as_bytes())
+        );
+        let back: PositionRecord = serde_json::from_slice(&out.payload).unwrap();
+        assert_eq!(back, r);
+        let json: serde_json::Value = serde_json::from_slice(&out.payload).unwrap();
+        assert_eq!(
+            json["position"], 42,
+            "camelCase fields an operator can read"
+        );
+    }
+}

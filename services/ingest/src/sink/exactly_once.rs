@@ -806,3 +806,30 @@ fn instance_id() -> String {
         .subsec_nanos();
     format!("{host}-{}-{nanos:08x}", std::process::id())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode as C;
+
+    #[test]
+    fn a_newer_producer_with_the_same_id_is_told_apart_from_other_failures() {
+        for code in [C::ProducerFenced, C::InvalidProducerEpoch, C::Fenced] {
+            assert!(is_fenced(code), "{code:?}");
+        }
+        for code in [
+            C::BrokerTransportFailure,
+            C::MessageTimedOut,
+            C::TransactionCoordinatorFenced,
+        ] {
+            assert!(!is_fenced(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn transactional_ids_are_short_and_stable_whatever_the_scope() {
+        let long = format!("eventhubs:{}/hub/group", "n".repeat(500));
+        assert_eq!(xxhash(&long), xxhash(&long));
+        assert_ne!(xxhash(&long), xxhash("eventhubs:other/hub/group"));
+    }
+}
