@@ -1285,6 +1285,17 @@ fn a_frozen_replica_is_fenced_when_it_thaws_and_nothing_is_written_twice() {
     assert!(got == want, "the same records as filter, record for record");
 }
 
+/// A running `mfagap archive`; killed if still running when dropped (a failed assertion
+/// must not leave it behind).
+struct Archiver(Child);
+
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Resident memory samples of one service, in MB.
 #[derive(Default)]
 struct Rss(Vec<f64>);
@@ -1471,7 +1482,7 @@ fn chaos() {
             .spawn()
             .unwrap();
         pid.store(child.id(), Ordering::Relaxed);
-        (child, log)
+        (Archiver(child), log)
     };
     let rows = || {
         let m = http_get(&addr, "/metrics")
@@ -1511,8 +1522,8 @@ fn chaos() {
         );
         if fault == "kill" {
             published += now;
-            mfagap_testkit::process::signal(child.id(), libc::SIGKILL);
-            let _ = child.wait();
+            mfagap_testkit::process::signal(child.0.id(), libc::SIGKILL);
+            let _ = child.0.wait();
             kills += 1;
             (child, log) = archive(kills);
         } else {
@@ -1539,8 +1550,8 @@ fn chaos() {
     }
     // A moment more: nothing further may arrive.
     std::thread::sleep(Duration::from_secs(3));
-    mfagap_testkit::process::signal(child.id(), libc::SIGTERM);
-    assert!(child.wait().unwrap().success(), "{}", tail(&log));
+    mfagap_testkit::process::signal(child.0.id(), libc::SIGTERM);
+    assert!(child.0.wait().unwrap().success(), "{}", tail(&log));
     done.store(true, Ordering::Relaxed);
     let archiver_rss = sampler.join().unwrap();
 
