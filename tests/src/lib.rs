@@ -247,19 +247,10 @@ impl Broker {
             .set("message.max.bytes", "10000000")
             .create()?;
         for (i, body) in bodies.iter().enumerate() {
-            let mut record = BaseRecord::<(), [u8]>::to(topic)
+            let record = BaseRecord::<(), [u8]>::to(topic)
                 .payload(body)
                 .partition(i as i32 % partitions);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        record = r;
-                        producer.poll(Duration::from_millis(50));
-                    }
-                }
-            }
-            producer.poll(Duration::ZERO);
+            send_waiting(&producer, record);
         }
         producer.flush(Duration::from_secs(60))?;
         Ok(())
@@ -288,16 +279,7 @@ impl Broker {
             if let Some(k) = &r.key {
                 record = record.key(k.as_bytes());
             }
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        producer.poll(Duration::from_millis(50));
-                    }
-                }
-            }
-            producer.poll(Duration::ZERO);
+            send_waiting(&producer, record);
         }
         producer.flush(Duration::from_secs(60))?;
         Ok(())
@@ -434,6 +416,23 @@ impl Drop for Broker {
         self.thaw();
         self.pause();
     }
+}
+
+/// Sends `record`, waiting while the producer's queue is full.
+fn send_waiting<K: rdkafka::message::ToBytes + ?Sized>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'_, K, [u8]>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((_, back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(50));
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
 }
 
 /// One message read back from a topic.

@@ -747,30 +747,12 @@ fn exactly_once_from_a_file_resumes_where_it_stopped() {
     let positions = unique("positions");
     let log = dir.path().join("file.log");
     let run = || {
-        let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
         let logfile = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let child = mfagap()
-            .args(["ingest", "--source", "file", "--input"])
-            .arg(&file)
-            .args(["--bootstrap", &b.bootstrap, "--topic", &t.output])
-            .args(["--dead-letter-topic", &t.dead, "--listen", &addr])
-            .args([
-                "--delivery",
-                "exactly-once",
-                "--positions-topic",
-                &positions,
-            ])
-            .args(["--dedup-window", "0", "--transaction-messages", "50"])
-            .args(["--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(logfile)
-            .spawn()
-            .unwrap();
-        let i = Ingest { child, addr };
+        let i = file_exactly_once(&b, &t, &file, &positions, "50", logfile);
         let deadline = Instant::now() + Duration::from_secs(30);
         while http_get(&i.addr, "/health/live").is_err() {
             assert!(Instant::now() < deadline, "no endpoint");
@@ -816,26 +798,12 @@ fn a_second_run_over_the_same_file_fences_the_first_which_exits_1() {
     input.write(&file).unwrap();
     let positions = unique("positions");
     let run = |name: &str| {
-        let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
         let log = dir.path().join(format!("{name}.log"));
-        let child = mfagap()
-            .args(["ingest", "--source", "file", "--input"])
-            .arg(&file)
-            .args(["--bootstrap", &b.bootstrap, "--topic", &t.output])
-            .args(["--dead-letter-topic", &t.dead, "--listen", &addr])
-            .args([
-                "--delivery",
-                "exactly-once",
-                "--positions-topic",
-                &positions,
-            ])
-            .args(["--dedup-window", "0", "--transaction-messages", "20"])
-            .args(["--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        (Ingest { child, addr }, log)
+        let logfile = std::fs::File::create(&log).unwrap();
+        (
+            file_exactly_once(&b, &t, &file, &positions, "20", logfile),
+            log,
+        )
     };
     let (mut first, first_log) = run("first");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -869,4 +837,31 @@ fn a_second_run_over_the_same_file_fences_the_first_which_exits_1() {
         dead_letter_payloads(&b, &t.dead) == want_dead,
         "the dead letters, each once"
     );
+}
+
+/// `mfagap ingest` over `file`, exactly once, duplicate suppression off, with transactions of
+/// `transaction_messages` messages at most; its log goes to `log`.
+fn file_exactly_once(
+    b: &Broker,
+    t: &Topics,
+    file: &Path,
+    positions: &str,
+    transaction_messages: &str,
+    log: std::fs::File,
+) -> Ingest {
+    let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
+    let child = mfagap()
+        .args(["ingest", "--source", "file", "--input"])
+        .arg(file)
+        .args(["--bootstrap", &b.bootstrap, "--topic", &t.output])
+        .args(["--dead-letter-topic", &t.dead, "--listen", &addr])
+        .args(["--delivery", "exactly-once", "--positions-topic", positions])
+        .args(["--dedup-window", "0"])
+        .args(["--transaction-messages", transaction_messages])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Ingest { child, addr }
 }
