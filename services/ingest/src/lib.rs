@@ -99,11 +99,7 @@ pub async fn run_with<S: Source>(
     ready: Readiness,
 ) -> Result<Summary> {
     if exactly_once(settings, &stop).await? {
-        let eo = settings.exactly_once.clone();
-        let sink =
-            tokio::task::spawn_blocking(move || ExactlyOnce::open(eo, SourcePositions::None))
-                .await
-                .context("opening the transactional producer")??;
+        let sink = open_exactly_once(settings, SourcePositions::None).await?;
         pipeline::run(source, sink, transactional(settings), stop, ready).await
     } else {
         at_least_once(source, settings, stop, ready).await
@@ -134,7 +130,8 @@ async fn at_least_once<S: Source>(
 
 /// Whether this run delivers exactly once: as asked, or (`auto`, for the `kafka` and `file`
 /// sources) when the output Kafka initialises a transactional producer; one that refuses
-/// transactions gets at-least-once, said in the log. A broker that does not answer yet is waited for, as it would be anyway.
+/// transactions gets at-least-once, said in the log. A broker that does not answer yet is
+/// waited for, as it would be anyway.
 async fn exactly_once(settings: &IngestSettings, stop: &CancellationToken) -> Result<bool> {
     match settings.delivery {
         DeliveryMode::AtLeastOnce => return Ok(false),

@@ -321,7 +321,7 @@ async fn together(
     };
     // The archiver starts once the ingest is ready: with exactly-once, a transaction that an
     // earlier run left open is then aborted already, and the archiver's first read sees the
-    // topic as it will stay (see ARCHITECTURE.md, "Delivery").
+    // topic as it will stay (ARCHITECTURE.md, "Where guarantees are decided").
     while !ingest_ready.get() && !ingesting.is_finished() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
