@@ -93,7 +93,7 @@ def read_duckdb(root):
         return
     quoted = "'" + glob_.replace("'", "''") + "'"
     cur = con.execute(
-        f"SELECT * FROM read_parquet({quoted}, hive_partitioning = true,"
+        f"SELECT * FROM read_parquet({quoted}, hive_partitioning = true, union_by_name = true,"
         " hive_types_autocast = false, filename = true, file_row_number = true)"
         " ORDER BY filename, file_row_number"
     )

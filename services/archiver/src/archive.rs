@@ -449,13 +449,12 @@ impl Loop {
             return Ok(()); // already buffered or published
         }
         self.summary.messages += 1;
-        let version = m.headers().and_then(|h| {
-            h.iter()
-                .find(|h| h.key == "schemaVersion")
-                .and_then(|h| h.value)
-        });
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
+        };
         let payload = m.payload();
-        match deadletter::parse(payload, version) {
+        match deadletter::parse(payload, header("schemaVersion"), header("format")) {
             Ok(record) => {
                 let hour = layout::hour_of(record.created_date_time);
                 let file = match part.files.entry(hour) {

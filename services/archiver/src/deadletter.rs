@@ -5,30 +5,48 @@
 //! they came from, and the offset counts as read, so the partition moves on.
 
 use mfagap_core::SignIn;
-use mfagap_core::record::SCHEMA_VERSION;
+use mfagap_core::record::{READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION};
 use mfagap_runtime::kafka::OutRecord;
 
 /// Why a value was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    /// `empty`, `not_json`, `not_a_record` or `schema_version`.
+    /// `empty`, `not_json`, `not_a_record`, `schema_version` or `format`.
     pub reason: &'static str,
     pub detail: String,
 }
 
 /// Reads a Kafka value as an output record, or says why it is not one.
+///
+/// `schema_version` and `format` are the value's headers: a native record of any version this
+/// build reads is taken (a version 1 record reads with the evidence fields absent); an OCSF or
+/// ECS event on the archiver's topic (an ingest output pointed at the wrong topic) is refused
+/// by name rather than as a broken record.
 pub(crate) fn parse<'a>(
     payload: Option<&'a [u8]>,
     schema_version: Option<&[u8]>,
+    format: Option<&[u8]>,
 ) -> Result<SignIn<'a>, Refusal> {
+    if let Some(f) = format
+        && f != b"native"
+    {
+        return Err(Refusal {
+            reason: "format",
+            detail: format!(
+                "format {:?}: the archiver reads mfagap's native record only",
+                String::from_utf8_lossy(f)
+            ),
+        });
+    }
     if let Some(v) = schema_version
-        && v != SCHEMA_VERSION.as_bytes()
+        && !READABLE_SCHEMA_VERSIONS.iter().any(|r| r.as_bytes() == v)
     {
         return Err(Refusal {
             reason: "schema_version",
             detail: format!(
-                "schemaVersion {:?}, this archiver reads {SCHEMA_VERSION}",
-                String::from_utf8_lossy(v)
+                "schemaVersion {:?}, this archiver reads {} (writes {SCHEMA_VERSION})",
+                String::from_utf8_lossy(v),
+                READABLE_SCHEMA_VERSIONS.join(", ")
             ),
         });
     }
@@ -100,14 +118,21 @@ mod tests {
     #[test]
     fn a_record_the_ingest_service_wrote_is_accepted() {
         let v = valid();
-        let r = parse(Some(&v), Some(b"1")).unwrap();
+        let r = parse(Some(&v), Some(b"2"), Some(b"native")).unwrap();
         assert!(r.login_succeeded);
-        assert!(parse(Some(&v), None).is_ok(), "the header is optional");
+        assert!(
+            parse(Some(&v), None, None).is_ok(),
+            "the headers are optional"
+        );
+        assert!(
+            parse(Some(&v), Some(b"1"), None).is_ok(),
+            "version 1 is still read"
+        );
     }
 
     #[test]
     fn each_kind_of_bad_value_has_its_reason() {
-        let reason = |p: Option<&[u8]>| parse(p, None).unwrap_err().reason;
+        let reason = |p: Option<&[u8]>| parse(p, None, None).unwrap_err().reason;
         assert_eq!(reason(None), "empty");
         assert_eq!(reason(Some(b"")), "empty");
         assert_eq!(reason(Some(b"{\"id\":")), "not_json");
@@ -126,13 +151,18 @@ mod tests {
             reason(Some(&serde_json::to_vec(&v).unwrap())),
             "not_a_record"
         );
-        let err = parse(Some(&valid()), Some(b"2")).unwrap_err();
+        let err = parse(Some(&valid()), Some(b"3"), None).unwrap_err();
         assert_eq!(err.reason, "schema_version");
+        let err = parse(Some(&valid()), Some(b"2"), Some(b"ocsf")).unwrap_err();
+        assert_eq!(
+            err.reason, "format",
+            "an OCSF event on the archiver's topic"
+        );
     }
 
     #[test]
     fn a_dead_letter_keeps_the_bytes_and_says_where_they_came_from() {
-        let refusal = parse(Some(b"nope"), None).unwrap_err();
+        let refusal = parse(Some(b"nope"), None, None).unwrap_err();
         let d = record("dl", &refusal, Some(b"k"), Some(b"nope"), ("t", 3, 42));
         assert_eq!(d.payload, b"nope");
         assert_eq!(d.key.as_deref(), Some(&b"k"[..]));

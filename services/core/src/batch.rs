@@ -6,11 +6,11 @@
 //! record, the schema and this file fails a test here, not a file in production.
 
 use crate::lenient::Text;
-use crate::record::{DeviceDetail, Location, SignIn, Source};
+use crate::record::{AuthenticationStep, DeviceDetail, Location, PolicyResult, SignIn, Source};
 use crate::schema::{self, sign_in_schema};
 use arrow_array::builder::{
-    BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
-    UInt64Builder,
+    BooleanBuilder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch, StructArray};
 use arrow_buffer::NullBufferBuilder;
@@ -28,6 +28,44 @@ fn timestamps() -> TimestampMicrosecondBuilder {
 fn list_of_text() -> ListBuilder<StringBuilder> {
     ListBuilder::new(StringBuilder::new())
         .with_field(Arc::new(Field::new_list_field(DataType::Utf8, false)))
+}
+
+fn list_of_struct(fields: arrow_schema::Fields) -> ListBuilder<StructBuilder> {
+    ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0)).with_field(Arc::new(
+        Field::new_list_field(DataType::Struct(fields), false),
+    ))
+}
+
+fn field_text(b: &mut StructBuilder, i: usize, v: &Option<Text<'_>>) {
+    text(
+        b.field_builder::<StringBuilder>(i)
+            .expect("the struct's fields are built from the schema"),
+        v,
+    );
+}
+
+fn append_policies(b: &mut ListBuilder<StructBuilder>, items: &[PolicyResult<'_>]) {
+    let s = b.values();
+    for p in items {
+        field_text(s, 0, &p.display_name);
+        field_text(s, 1, &p.result);
+        s.append(true);
+    }
+    b.append(true);
+}
+
+fn append_steps(b: &mut ListBuilder<StructBuilder>, items: &[AuthenticationStep<'_>]) {
+    let s = b.values();
+    for step in items {
+        field_text(s, 0, &step.authentication_method);
+        field_text(s, 1, &step.authentication_step_requirement);
+        s.field_builder::<BooleanBuilder>(2)
+            .expect("the struct's fields are built from the schema")
+            .append_option(step.succeeded);
+        field_text(s, 3, &step.authentication_step_result_detail);
+        s.append(true);
+    }
+    b.append(true);
 }
 
 fn append_list(b: &mut ListBuilder<StringBuilder>, items: &[Text<'_>]) {
@@ -91,6 +129,9 @@ struct DeviceColumns {
     browser: StringBuilder,
     is_compliant: BooleanBuilder,
     is_managed: BooleanBuilder,
+    device_id: StringBuilder,
+    display_name: StringBuilder,
+    trust_type: StringBuilder,
     valid: NullBufferBuilder,
 }
 
@@ -101,6 +142,9 @@ impl DeviceColumns {
             browser: StringBuilder::new(),
             is_compliant: BooleanBuilder::new(),
             is_managed: BooleanBuilder::new(),
+            device_id: StringBuilder::new(),
+            display_name: StringBuilder::new(),
+            trust_type: StringBuilder::new(),
             valid: NullBufferBuilder::new(0),
         }
     }
@@ -112,6 +156,9 @@ impl DeviceColumns {
                 text(&mut self.browser, &d.browser);
                 self.is_compliant.append_option(d.is_compliant);
                 self.is_managed.append_option(d.is_managed);
+                text(&mut self.device_id, &d.device_id);
+                text(&mut self.display_name, &d.display_name);
+                text(&mut self.trust_type, &d.trust_type);
                 self.valid.append_non_null();
             }
             None => {
@@ -119,6 +166,9 @@ impl DeviceColumns {
                 self.browser.append_null();
                 self.is_compliant.append_null();
                 self.is_managed.append_null();
+                self.device_id.append_null();
+                self.display_name.append_null();
+                self.trust_type.append_null();
                 self.valid.append_null();
             }
         }
@@ -132,6 +182,9 @@ impl DeviceColumns {
                 Arc::new(self.browser.finish()),
                 Arc::new(self.is_compliant.finish()),
                 Arc::new(self.is_managed.finish()),
+                Arc::new(self.device_id.finish()),
+                Arc::new(self.display_name.finish()),
+                Arc::new(self.trust_type.finish()),
             ],
             self.valid.finish(),
         )
@@ -228,6 +281,14 @@ pub struct BatchBuilder {
     risk_state: StringBuilder,
     correlation_id: StringBuilder,
     user_agent: StringBuilder,
+    session_id: StringBuilder,
+    token_issuer_type: StringBuilder,
+    authentication_protocol: StringBuilder,
+    original_transfer_method: StringBuilder,
+    incoming_token_type: StringBuilder,
+    mfa_requirement_providers: ListBuilder<StringBuilder>,
+    mfa_policies_not_applied: ListBuilder<StructBuilder>,
+    authentication_steps: ListBuilder<StructBuilder>,
     source: SourceColumns,
     ingested_at: TimestampMicrosecondBuilder,
 }
@@ -274,6 +335,14 @@ impl BatchBuilder {
             risk_state: StringBuilder::new(),
             correlation_id: StringBuilder::new(),
             user_agent: StringBuilder::new(),
+            session_id: StringBuilder::new(),
+            token_issuer_type: StringBuilder::new(),
+            authentication_protocol: StringBuilder::new(),
+            original_transfer_method: StringBuilder::new(),
+            incoming_token_type: StringBuilder::new(),
+            mfa_requirement_providers: list_of_text(),
+            mfa_policies_not_applied: list_of_struct(schema::policy_result_fields()),
+            authentication_steps: list_of_struct(schema::step_fields()),
             source: SourceColumns::new(),
             ingested_at: timestamps(),
         }
@@ -329,6 +398,26 @@ impl BatchBuilder {
         text(&mut self.risk_state, &r.risk_state);
         text(&mut self.correlation_id, &r.correlation_id);
         text(&mut self.user_agent, &r.user_agent);
+        text(&mut self.session_id, &r.session_id);
+        text(&mut self.token_issuer_type, &r.token_issuer_type);
+        text(
+            &mut self.authentication_protocol,
+            &r.authentication_protocol,
+        );
+        text(
+            &mut self.original_transfer_method,
+            &r.original_transfer_method,
+        );
+        text(&mut self.incoming_token_type, &r.incoming_token_type);
+        append_list(
+            &mut self.mfa_requirement_providers,
+            &r.mfa_requirement_providers,
+        );
+        append_policies(
+            &mut self.mfa_policies_not_applied,
+            &r.mfa_policies_not_applied,
+        );
+        append_steps(&mut self.authentication_steps, &r.authentication_steps);
         self.source.append(&r.source);
         self.ingested_at.append_value(r.ingested_at);
     }
@@ -369,6 +458,14 @@ impl BatchBuilder {
             Arc::new(self.risk_state.finish()),
             Arc::new(self.correlation_id.finish()),
             Arc::new(self.user_agent.finish()),
+            Arc::new(self.session_id.finish()),
+            Arc::new(self.token_issuer_type.finish()),
+            Arc::new(self.authentication_protocol.finish()),
+            Arc::new(self.original_transfer_method.finish()),
+            Arc::new(self.incoming_token_type.finish()),
+            Arc::new(self.mfa_requirement_providers.finish()),
+            Arc::new(self.mfa_policies_not_applied.finish()),
+            Arc::new(self.authentication_steps.finish()),
             Arc::new(self.source.finish()?),
             Arc::new(self.ingested_at.finish()),
         ];

@@ -85,6 +85,18 @@ pub struct Properties<'a> {
     pub applied_conditional_access_policies: Option<Vec<Policy<'a>>>,
     #[serde(borrow)]
     pub authentication_details: Option<Vec<Step<'a>>>,
+    #[serde(borrow)]
+    pub authentication_requirement_policies: Option<Vec<RequirementPolicy<'a>>>,
+    #[serde(borrow)]
+    pub session_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub token_issuer_type: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub authentication_protocol: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub original_transfer_method: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub incoming_token_type: Option<Text<'a>>,
 }
 
 /// `properties.status`: the error code decides success; the texts explain it.
@@ -107,6 +119,12 @@ pub struct DeviceDetail<'a> {
     pub browser: Option<Text<'a>>,
     pub is_compliant: Option<Flag>,
     pub is_managed: Option<Flag>,
+    #[serde(borrow)]
+    pub device_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub display_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub trust_type: Option<Text<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +156,18 @@ pub struct Policy<'a> {
     pub display_name: Option<Text<'a>>,
     #[serde(borrow)]
     pub result: Option<Text<'a>>,
+    /// `Mfa`, `Block`, `RequireCompliantDevice`, …; a `null` item is skipped, not an error.
+    #[serde(borrow)]
+    pub enforced_grant_controls: Option<Vec<Option<Text<'a>>>>,
+}
+
+/// One entry of `authenticationRequirementPolicies`: who asked for the requirement.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RequirementPolicy<'a> {
+    /// `user`, `request`, `multiConditionalAccess`, `riskBasedPolicy`, `tenantSessionRiskPolicy`, ….
+    #[serde(borrow)]
+    pub requirement_provider: Option<Text<'a>>,
 }
 
 /// One entry of `authenticationDetails`: the evidence the rule weighs.

@@ -15,7 +15,12 @@ use crate::timestamp::{self, Micros};
 use serde::{Deserialize, Serialize};
 
 /// Version of the output record's shape, sent as the Kafka header `schemaVersion`.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
+
+/// Every record version this build reads: version 2 added the evidence fields (from
+/// `sessionId` to `authenticationSteps`, and three of `deviceDetail`), which read as absent
+/// from a version 1 record.
+pub const READABLE_SCHEMA_VERSIONS: [&str; 2] = ["1", "2"];
 
 /// One emitted sign-in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +123,38 @@ pub struct SignIn<'a> {
     /// `properties.userAgent`.
     #[serde(borrow)]
     pub user_agent: Option<Text<'a>>,
+    /// `properties.sessionId`: the sign-in session, shared by the sign-ins its tokens renew.
+    #[serde(borrow, default)]
+    pub session_id: Option<Text<'a>>,
+    /// `properties.tokenIssuerType`: `AzureAD`, or `ADFederationServices` when a federation
+    /// server issued the token (its MFA is not Entra's to see).
+    #[serde(borrow, default)]
+    pub token_issuer_type: Option<Text<'a>>,
+    /// `properties.authenticationProtocol`: `oAuth2`, `ropc`, `deviceCode`, `saml20`,
+    /// `wsFederation`, `none`.
+    #[serde(borrow, default)]
+    pub authentication_protocol: Option<Text<'a>>,
+    /// `properties.originalTransferMethod`: `deviceCodeFlow` or `authenticationTransfer` when
+    /// the sign-in was handed over from another device (a phishing path), else `none`.
+    #[serde(borrow, default)]
+    pub original_transfer_method: Option<Text<'a>>,
+    /// `properties.incomingTokenType`: what the client presented (`primaryRefreshToken`,
+    /// `refreshToken`, `saml11`, …, `none`).
+    #[serde(borrow, default)]
+    pub incoming_token_type: Option<Text<'a>>,
+    /// `requirementProvider` of each `authenticationRequirementPolicies` entry: who asked for
+    /// the requirement (`user`, `request`, `multiConditionalAccess`, `riskBasedPolicy`, …).
+    #[serde(borrow, default)]
+    pub mfa_requirement_providers: Vec<Text<'a>>,
+    /// Conditional-access policies whose grant controls ask for MFA (`Mfa` or an
+    /// authentication strength) and that did not apply: `notApplied` (conditions not met or
+    /// the user excluded), `reportOnly…`, `notEnabled`. The policies an analyst expected to
+    /// protect this sign-in.
+    #[serde(borrow, default)]
+    pub mfa_policies_not_applied: Vec<PolicyResult<'a>>,
+    /// Every step of `authenticationDetails`, in order, succeeded or not: what was seen.
+    #[serde(borrow, default)]
+    pub authentication_steps: Vec<AuthenticationStep<'a>>,
     /// Where mfagap read the record, not an Azure field.
     #[serde(borrow)]
     pub source: Source<'a>,
@@ -159,6 +196,46 @@ pub struct DeviceDetail<'a> {
     pub is_compliant: Option<bool>,
     /// `deviceDetail.isManaged`: the device is enrolled in an MDM.
     pub is_managed: Option<bool>,
+    /// `deviceDetail.deviceId`: the device's object id, when Entra knows the device.
+    #[serde(borrow, default)]
+    pub device_id: Option<Text<'a>>,
+    /// `deviceDetail.displayName`.
+    #[serde(borrow, default)]
+    pub display_name: Option<Text<'a>>,
+    /// `deviceDetail.trustType`: `Azure AD joined`, `Hybrid Azure AD joined`, `Azure AD
+    /// registered`.
+    #[serde(borrow, default)]
+    pub trust_type: Option<Text<'a>>,
+}
+
+/// A conditional-access policy and its result for one sign-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyResult<'a> {
+    /// `displayName`.
+    #[serde(borrow)]
+    pub display_name: Option<Text<'a>>,
+    /// `result`: `notApplied`, `reportOnlySuccess`, `notEnabled`, ….
+    #[serde(borrow)]
+    pub result: Option<Text<'a>>,
+}
+
+/// One entry of `authenticationDetails`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationStep<'a> {
+    /// `authenticationMethod`: `Password`, `Previously satisfied`, `Text message`, ….
+    #[serde(borrow)]
+    pub authentication_method: Option<Text<'a>>,
+    /// `authenticationStepRequirement`: `Primary authentication`, `Multi-factor
+    /// authentication`, ….
+    #[serde(borrow)]
+    pub authentication_step_requirement: Option<Text<'a>>,
+    /// `succeeded`, read leniently; null when the record did not say.
+    pub succeeded: Option<bool>,
+    /// `authenticationStepResultDetail`.
+    #[serde(borrow)]
+    pub authentication_step_result_detail: Option<Text<'a>>,
 }
 
 /// Where a record came from, so any row can be traced back to the event that carried it.
@@ -258,6 +335,9 @@ impl<'a> SignIn<'a> {
                 browser: non_empty(d.browser.clone()),
                 is_compliant: flag(d.is_compliant),
                 is_managed: flag(d.is_managed),
+                device_id: non_empty(d.device_id.clone()),
+                display_name: non_empty(d.display_name.clone()),
+                trust_type: non_empty(d.trust_type.clone()),
             }),
             risk_level_during_sign_in: non_empty(p.risk_level_during_sign_in.clone()),
             risk_state: non_empty(p.risk_state.clone()),
@@ -267,6 +347,14 @@ impl<'a> SignIn<'a> {
                     .or_else(|| r.correlation_id.clone()),
             ),
             user_agent: non_empty(p.user_agent.clone()),
+            session_id: non_empty(p.session_id.clone()),
+            token_issuer_type: non_empty(p.token_issuer_type.clone()),
+            authentication_protocol: non_empty(p.authentication_protocol.clone()),
+            original_transfer_method: non_empty(p.original_transfer_method.clone()),
+            incoming_token_type: non_empty(p.incoming_token_type.clone()),
+            mfa_requirement_providers: requirement_providers(p),
+            mfa_policies_not_applied: mfa_policies_not_applied(p),
+            authentication_steps: steps(p),
             source: source.clone(),
             ingested_at,
         })
@@ -334,11 +422,42 @@ impl<'a> SignIn<'a> {
                 browser: o(d.browser),
                 is_compliant: d.is_compliant,
                 is_managed: d.is_managed,
+                device_id: o(d.device_id),
+                display_name: o(d.display_name),
+                trust_type: o(d.trust_type),
             }),
             risk_level_during_sign_in: o(self.risk_level_during_sign_in),
             risk_state: o(self.risk_state),
             correlation_id: o(self.correlation_id),
             user_agent: o(self.user_agent),
+            session_id: o(self.session_id),
+            token_issuer_type: o(self.token_issuer_type),
+            authentication_protocol: o(self.authentication_protocol),
+            original_transfer_method: o(self.original_transfer_method),
+            incoming_token_type: o(self.incoming_token_type),
+            mfa_requirement_providers: self
+                .mfa_requirement_providers
+                .into_iter()
+                .map(Text::into_owned)
+                .collect(),
+            mfa_policies_not_applied: self
+                .mfa_policies_not_applied
+                .into_iter()
+                .map(|p| PolicyResult {
+                    display_name: o(p.display_name),
+                    result: o(p.result),
+                })
+                .collect(),
+            authentication_steps: self
+                .authentication_steps
+                .into_iter()
+                .map(|s| AuthenticationStep {
+                    authentication_method: o(s.authentication_method),
+                    authentication_step_requirement: o(s.authentication_step_requirement),
+                    succeeded: s.succeeded,
+                    authentication_step_result_detail: o(s.authentication_step_result_detail),
+                })
+                .collect(),
             source: Source {
                 kind: self.source.kind.into_owned(),
                 event_hub: o(self.source.event_hub),
@@ -388,6 +507,70 @@ fn applied_policies<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
         .collect()
 }
 
+/// Does a grant control ask for MFA? `Mfa` itself, or an authentication strength (every
+/// built-in strength but "single factor" is multifactor, and a strength that was not met
+/// blocks rather than lets a sign-in succeed).
+fn asks_for_mfa(control: &str) -> bool {
+    let c = control.trim();
+    c.eq_ignore_ascii_case("Mfa")
+        || c.eq_ignore_ascii_case("RequireMultifactorAuthentication")
+        || c.eq_ignore_ascii_case("RequireAuthenticationStrength")
+        || c.eq_ignore_ascii_case("AuthenticationStrength")
+}
+
+fn mfa_policies_not_applied<'a>(p: &Properties<'a>) -> Vec<PolicyResult<'a>> {
+    let Some(policies) = p.applied_conditional_access_policies.as_ref() else {
+        return Vec::new();
+    };
+    policies
+        .iter()
+        .filter(|pol| {
+            let result = input::text(&pol.result).trim();
+            !(result.is_empty()
+                || result.eq_ignore_ascii_case("success")
+                || result.eq_ignore_ascii_case("failure"))
+        })
+        .filter(|pol| {
+            pol.enforced_grant_controls
+                .iter()
+                .flatten()
+                .flatten()
+                .any(|c| asks_for_mfa(c.as_str()))
+        })
+        .map(|pol| PolicyResult {
+            display_name: non_empty(pol.display_name.clone()),
+            result: non_empty(pol.result.clone()),
+        })
+        .collect()
+}
+
+fn requirement_providers<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
+    let mut out: Vec<Text<'a>> = Vec::new();
+    for r in p.authentication_requirement_policies.iter().flatten() {
+        if let Some(t) = non_empty(r.requirement_provider.clone())
+            && !out.iter().any(|o| o.as_str() == t.as_str())
+        {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn steps<'a>(p: &Properties<'a>) -> Vec<AuthenticationStep<'a>> {
+    p.authentication_details
+        .iter()
+        .flatten()
+        .map(|s| AuthenticationStep {
+            authentication_method: non_empty(s.authentication_method.clone()),
+            authentication_step_requirement: non_empty(s.authentication_step_requirement.clone()),
+            succeeded: flag(s.succeeded),
+            authentication_step_result_detail: non_empty(
+                s.authentication_step_result_detail.clone(),
+            ),
+        })
+        .collect()
+}
+
 fn methods<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
     let mut out: Vec<Text<'a>> = Vec::new();
     for step in p.authentication_details.iter().flatten() {
@@ -412,11 +595,14 @@ mod tests {
       "properties":{"id":"s1","createdDateTime":"12/12/2025 3:03:58 PM","userPrincipalName":"zoë@contoso.com",
         "userDisplayName":"Zo\u00eb \"Z\" Smith, Jr.","userId":"","status":{"errorCode":"0","additionalDetails":"MFA skipped due to location"},
         "clientAppUsed":"Browser","authenticationRequirement":"multiFactorAuthentication","mfaDetail":{},
-        "appliedConditionalAccessPolicies":[{"displayName":"Require MFA","result":"success"},{"displayName":"Block legacy","result":"notApplied"},{"displayName":"Compliant device","result":"failure"}],
+        "appliedConditionalAccessPolicies":[{"displayName":"Require MFA","result":"success","enforcedGrantControls":["Mfa"]},{"displayName":"Block legacy","result":"notApplied","enforcedGrantControls":["Block"]},{"displayName":"Compliant device","result":"failure"},
+          {"displayName":"MFA for admins","result":"notApplied","enforcedGrantControls":[null,"Mfa"]},{"displayName":"MFA trial","result":"reportOnlySuccess","enforcedGrantControls":["RequireAuthenticationStrength"]}],
+        "sessionId":"sess-1","tokenIssuerType":"AzureAD","authenticationProtocol":"deviceCode","originalTransferMethod":"deviceCodeFlow","incomingTokenType":"",
+        "authenticationRequirementPolicies":[{"requirementProvider":"multiConditionalAccess","detail":"Conditional Access"},{"requirementProvider":"user"},{"requirementProvider":"user"}],
         "authenticationDetails":[{"authenticationMethod":"Password","succeeded":true,"authenticationStepResultDetail":"Correct password"},
           {"authenticationMethod":"Password","succeeded":"true"},{"authenticationMethod":"Text message","succeeded":false},
           {"authenticationMethod":"","succeeded":true,"authenticationStepResultDetail":"MFA skipped due to location"}],
-        "deviceDetail":{"operatingSystem":"Windows10","isCompliant":"false"},"riskState":null}}"#;
+        "deviceDetail":{"operatingSystem":"Windows10","isCompliant":"false","deviceId":"dev-1","trustType":""},"riskState":null}}"#;
 
     fn emitted(body: &str) -> serde_json::Value {
         let mut out = None;
@@ -494,6 +680,71 @@ mod tests {
         assert_eq!(v["tenantId"], "t1");
         assert_eq!(v["source"]["sequenceNumber"], 17);
         assert_eq!(v["source"]["offset"], "4242");
+    }
+
+    #[test]
+    fn evidence_says_which_mfa_policies_did_not_apply_and_who_asked_for_what() {
+        let v = emitted(RECORD);
+        assert_eq!(
+            v["mfaPoliciesNotApplied"],
+            serde_json::json!([
+                {"displayName": "MFA for admins", "result": "notApplied"},
+                {"displayName": "MFA trial", "result": "reportOnlySuccess"}
+            ]),
+            "MFA grant controls only, and only where the policy did not apply"
+        );
+        assert_eq!(
+            v["mfaRequirementProviders"],
+            serde_json::json!(["multiConditionalAccess", "user"]),
+            "distinct, in order"
+        );
+        assert_eq!(v["sessionId"], "sess-1");
+        assert_eq!(v["authenticationProtocol"], "deviceCode");
+        assert_eq!(v["originalTransferMethod"], "deviceCodeFlow");
+        assert_eq!(
+            v["incomingTokenType"],
+            serde_json::Value::Null,
+            "\"\" is null"
+        );
+        assert_eq!(v["deviceDetail"]["deviceId"], "dev-1");
+        assert_eq!(v["deviceDetail"]["trustType"], serde_json::Value::Null);
+        let steps = v["authenticationSteps"].as_array().unwrap();
+        assert_eq!(steps.len(), 4, "every step, failed ones too");
+        assert_eq!(steps[2]["authenticationMethod"], "Text message");
+        assert_eq!(steps[2]["succeeded"], false);
+        assert_eq!(steps[1]["succeeded"], true, "\"true\" read leniently");
+        assert_eq!(
+            steps[3]["authenticationStepResultDetail"],
+            "MFA skipped due to location"
+        );
+    }
+
+    #[test]
+    fn a_version_1_record_reads_with_the_evidence_absent() {
+        let v = emitted(RECORD);
+        let mut old = v.as_object().unwrap().clone();
+        for k in [
+            "sessionId",
+            "tokenIssuerType",
+            "authenticationProtocol",
+            "originalTransferMethod",
+            "incomingTokenType",
+            "mfaRequirementProviders",
+            "mfaPoliciesNotApplied",
+            "authenticationSteps",
+        ] {
+            assert!(old.remove(k).is_some(), "{k}");
+        }
+        let device = old["deviceDetail"].as_object_mut().unwrap();
+        for k in ["deviceId", "displayName", "trustType"] {
+            assert!(device.remove(k).is_some(), "{k}");
+        }
+        let json = serde_json::to_vec(&old).unwrap();
+        let back: SignIn = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.id.as_str(), "s1");
+        assert!(back.authentication_steps.is_empty());
+        assert_eq!(back.session_id, None);
+        assert_eq!(back.device_detail.unwrap().device_id, None);
     }
 
     #[test]

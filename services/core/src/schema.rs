@@ -33,7 +33,34 @@ pub fn device_detail_fields() -> Fields {
         text("browser"),
         Field::new("isCompliant", DataType::Boolean, true),
         Field::new("isManaged", DataType::Boolean, true),
+        text("deviceId"),
+        text("displayName"),
+        text("trustType"),
     ])
+}
+
+/// Fields of an `mfaPoliciesNotApplied` item.
+pub fn policy_result_fields() -> Fields {
+    Fields::from(vec![text("displayName"), text("result")])
+}
+
+/// Fields of an `authenticationSteps` item.
+pub fn step_fields() -> Fields {
+    Fields::from(vec![
+        text("authenticationMethod"),
+        text("authenticationStepRequirement"),
+        Field::new("succeeded", DataType::Boolean, true),
+        text("authenticationStepResultDetail"),
+    ])
+}
+
+/// A list of structs of `fields` (items never null).
+pub fn list_of_struct(name: &str, fields: Fields) -> Field {
+    Field::new_list(
+        name,
+        Field::new_list_field(DataType::Struct(fields), false),
+        false,
+    )
 }
 
 /// Fields of `source`.
@@ -91,6 +118,14 @@ pub fn sign_in_schema() -> SchemaRef {
                 text("riskState"),
                 text("correlationId"),
                 text("userAgent"),
+                text("sessionId"),
+                text("tokenIssuerType"),
+                text("authenticationProtocol"),
+                text("originalTransferMethod"),
+                text("incomingTokenType"),
+                list_of_text("mfaRequirementProviders"),
+                list_of_struct("mfaPoliciesNotApplied", policy_result_fields()),
+                list_of_struct("authenticationSteps", step_fields()),
                 Field::new("source", DataType::Struct(source_fields()), false),
                 Field::new("ingestedAt", timestamp_type(), false),
             ]))
@@ -103,7 +138,7 @@ mod tests {
     use super::*;
     use crate::classify::Reason;
     use crate::lenient::Text;
-    use crate::record::{DeviceDetail, Location, SignIn, Source};
+    use crate::record::{AuthenticationStep, DeviceDetail, Location, PolicyResult, SignIn, Source};
 
     fn full_record() -> SignIn<'static> {
         let t = |s: &'static str| Some(Text(s.into()));
@@ -143,11 +178,30 @@ mod tests {
                 browser: t("Edge"),
                 is_compliant: Some(false),
                 is_managed: Some(true),
+                device_id: t("d"),
+                display_name: t("PC"),
+                trust_type: t("Azure AD joined"),
             }),
             risk_level_during_sign_in: t("none"),
             risk_state: t("none"),
             correlation_id: t("c"),
             user_agent: t("ua"),
+            session_id: t("s"),
+            token_issuer_type: t("AzureAD"),
+            authentication_protocol: t("deviceCode"),
+            original_transfer_method: t("deviceCodeFlow"),
+            incoming_token_type: t("none"),
+            mfa_requirement_providers: vec![Text("user".into())],
+            mfa_policies_not_applied: vec![PolicyResult {
+                display_name: t("Require MFA"),
+                result: t("reportOnlySuccess"),
+            }],
+            authentication_steps: vec![AuthenticationStep {
+                authentication_method: t("Password"),
+                authentication_step_requirement: t("Primary authentication"),
+                succeeded: Some(true),
+                authentication_step_result_detail: t("Correct password"),
+            }],
             source: Source {
                 kind: Text("eventhubs".into()),
                 event_hub: t("hub"),
@@ -181,6 +235,12 @@ mod tests {
             ("source", source_fields()),
         ] {
             assert_eq!(keys(&json[nested]), names(&fields), "{nested}");
+        }
+        for (list, fields) in [
+            ("mfaPoliciesNotApplied", policy_result_fields()),
+            ("authenticationSteps", step_fields()),
+        ] {
+            assert_eq!(keys(&json[list][0]), names(&fields), "{list}");
         }
     }
 

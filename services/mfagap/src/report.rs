@@ -9,7 +9,8 @@
 //!
 //! # Columns
 //!
-//! The seed report's columns, in its order, then two of ours:
+//! The seed report's columns, in its order, then two of ours, then the evidence behind the
+//! verdict:
 //!
 //! | column | from the output record |
 //! | --- | --- |
@@ -19,6 +20,8 @@
 //! | `policies` | the applied conditional-access policies' display names joined with `,` in one field, as the script joins them |
 //! | `reason` | why no MFA: `legacy_protocol`, `mfa_skipped`, `single_factor` |
 //! | `category` | the log the sign-in came from (`SignInLogs`, `NonInteractiveUserSignInLogs`, …) |
+//! | `mfaPoliciesNotApplied` | the conditional-access policies that ask for MFA and did not apply, as `name (result)` joined with `,` |
+//! | `mfaRequirementProviders`, `tokenIssuerType`, `authenticationProtocol`, `originalTransferMethod`, `incomingTokenType` | the evidence fields of the same name (lists joined with `,`); empty for rows written before schema version 2 |
 //!
 //! Every seed column has a field of its own in the record, so nothing is derived but the text
 //! of booleans and the joined list. Fields are quoted as RFC 4180 says (the `csv` crate: a
@@ -35,7 +38,9 @@
 //! `userPrincipalName`, `userDisplayName` (of the user's latest sign-in), `signIns`,
 //! `firstSeen`, `lastSeen`, `reasons` (`reason:count` for each reason present, joined with
 //! `,`), `apps` (the distinct `appDisplayName`s, sorted, joined with `,`) and `legacyClients`
-//! (the distinct `clientAppUsed` of the user's `legacy_protocol` sign-ins, sorted, joined).
+//! (the distinct `clientAppUsed` of the user's `legacy_protocol` sign-ins, sorted, joined) and
+//! `policiesNotApplied` (the distinct MFA policies that did not apply to any of the user's
+//! sign-ins, sorted, joined: the policies that should have protected them).
 //! Ordered by `signIns`, most first, then by `userPrincipalName`: the users to look at first.
 
 use anyhow::{Context, Result, bail};
@@ -55,8 +60,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The report's columns, in the seed's order, then `reason` and `category`.
-pub(crate) const COLUMNS: [&str; 14] = [
+/// The report's columns, in the seed's order, then `reason` and `category`, then the evidence.
+pub(crate) const COLUMNS: [&str; 20] = [
     "userPrincipalName",
     "userDisplayName",
     "createdDateTime",
@@ -71,10 +76,16 @@ pub(crate) const COLUMNS: [&str; 14] = [
     "conditionalAccessStatus",
     "reason",
     "category",
+    "mfaPoliciesNotApplied",
+    "mfaRequirementProviders",
+    "tokenIssuerType",
+    "authenticationProtocol",
+    "originalTransferMethod",
+    "incomingTokenType",
 ];
 
 /// The `--by-user` columns.
-pub(crate) const USER_COLUMNS: [&str; 8] = [
+pub(crate) const USER_COLUMNS: [&str; 9] = [
     "userPrincipalName",
     "userDisplayName",
     "signIns",
@@ -83,6 +94,7 @@ pub(crate) const USER_COLUMNS: [&str; 8] = [
     "reasons",
     "apps",
     "legacyClients",
+    "policiesNotApplied",
 ];
 
 /// Longest cell of `--format table`, in characters: a list of fifty policies would otherwise
@@ -193,6 +205,13 @@ pub(crate) struct Row {
     pub reason: String,
     pub policies: Vec<String>,
     pub conditional_access_status: Option<String>,
+    /// `(displayName, result)` of each MFA policy that did not apply.
+    pub mfa_policies_not_applied: Vec<(String, String)>,
+    pub mfa_requirement_providers: Vec<String>,
+    pub token_issuer_type: Option<String>,
+    pub authentication_protocol: Option<String>,
+    pub original_transfer_method: Option<String>,
+    pub incoming_token_type: Option<String>,
 }
 
 impl Row {
@@ -342,7 +361,7 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
 }
 
 /// The record fields the report reads (a projection: the other columns are not decoded).
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 23] = [
     "id",
     "category",
     "userPrincipalName",
@@ -360,6 +379,23 @@ const FIELDS: [&str; 17] = [
     "reason",
     "policies",
     "conditionalAccessStatus",
+    "mfaPoliciesNotApplied",
+    "mfaRequirementProviders",
+    "tokenIssuerType",
+    "authenticationProtocol",
+    "originalTransferMethod",
+    "incomingTokenType",
+];
+
+/// The fields schema version 2 added: a file written before has none of them, and its rows
+/// read with them empty.
+const FIELDS_SINCE_V2: [&str; 6] = [
+    "mfaPoliciesNotApplied",
+    "mfaRequirementProviders",
+    "tokenIssuerType",
+    "authenticationProtocol",
+    "originalTransferMethod",
+    "incomingTokenType",
 ];
 
 /// Appends the rows of one Parquet file that fall in the window.
@@ -369,10 +405,11 @@ fn read_file(path: &Path, window: Window, rows: &mut Vec<Row>) -> Result<()> {
         let schema = builder.schema().clone();
         let mut roots = Vec::with_capacity(FIELDS.len());
         for name in FIELDS {
-            let (i, _) = schema
-                .column_with_name(name)
-                .with_context(|| format!("no column {name}"))?;
-            roots.push(i);
+            match schema.column_with_name(name) {
+                Some((i, _)) => roots.push(i),
+                None if FIELDS_SINCE_V2.contains(&name) => {}
+                None => bail!("no column {name}"),
+            }
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         for batch in builder.with_projection(mask).build()? {
@@ -394,6 +431,39 @@ fn rows_of(batch: &RecordBatch, window: Window, rows: &mut Vec<Row>) -> Result<(
             .with_context(|| format!("column {name} is not text"))?;
         Ok(c.as_string::<i32>().clone())
     };
+    // A column of schema version 2, all null in a file written before.
+    let newer_text = |name: &str| -> Result<StringArray> {
+        match batch.column_by_name(name) {
+            Some(_) => text(name),
+            None => Ok(StringArray::new_null(batch.num_rows())),
+        }
+    };
+    let text_list = |name: &str| -> Result<Option<arrow_array::ListArray>> {
+        let Some(c) = batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        let c = arrow_cast::cast(
+            c,
+            &DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        )
+        .with_context(|| format!("column {name} is not a list of text"))?;
+        Ok(Some(c.as_list::<i32>().clone()))
+    };
+    let providers = text_list("mfaRequirementProviders")?;
+    let not_applied = batch
+        .column_by_name("mfaPoliciesNotApplied")
+        .map(|c| {
+            c.as_list_opt::<i32>()
+                .cloned()
+                .context("column mfaPoliciesNotApplied is not a list")
+        })
+        .transpose()?;
+    let (issuer, protocol, transfer, incoming) = (
+        newer_text("tokenIssuerType")?,
+        newer_text("authenticationProtocol")?,
+        newer_text("originalTransferMethod")?,
+        newer_text("incomingTokenType")?,
+    );
     let flag = |name: &str| -> Result<BooleanArray> {
         let c = arrow_cast::cast(column(name)?, &DataType::Boolean)
             .with_context(|| format!("column {name} is not a boolean"))?;
@@ -458,9 +528,55 @@ fn rows_of(batch: &RecordBatch, window: Window, rows: &mut Vec<Row>) -> Result<(
                 .map(|l| l.iter().flatten().map(str::to_owned).collect())
                 .unwrap_or_default(),
             conditional_access_status: opt(&ca, i),
+            mfa_policies_not_applied: match &not_applied {
+                Some(l) if !l.is_null(i) => policy_results(&l.value(i))?,
+                _ => Vec::new(),
+            },
+            mfa_requirement_providers: match &providers {
+                Some(l) if !l.is_null(i) => l
+                    .value(i)
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_owned)
+                    .collect(),
+                _ => Vec::new(),
+            },
+            token_issuer_type: opt(&issuer, i),
+            authentication_protocol: opt(&protocol, i),
+            original_transfer_method: opt(&transfer, i),
+            incoming_token_type: opt(&incoming, i),
         });
     }
     Ok(())
+}
+
+/// The `(displayName, result)` pairs of one row's `mfaPoliciesNotApplied`.
+fn policy_results(items: &ArrayRef) -> Result<Vec<(String, String)>> {
+    let s = items
+        .as_struct_opt()
+        .context("mfaPoliciesNotApplied items are not structs")?;
+    let field = |name: &str| -> Result<StringArray> {
+        let c = s
+            .column_by_name(name)
+            .with_context(|| format!("mfaPoliciesNotApplied has no {name}"))?;
+        Ok(arrow_cast::cast(c, &DataType::Utf8)?
+            .as_string::<i32>()
+            .clone())
+    };
+    let (names, results) = (field("displayName")?, field("result")?);
+    Ok((0..s.len())
+        .map(|i| {
+            let get = |a: &StringArray| {
+                if a.is_null(i) {
+                    String::new()
+                } else {
+                    a.value(i).to_owned()
+                }
+            };
+            (get(&names), get(&results))
+        })
+        .collect())
 }
 
 /// What the report knows of one user.
@@ -474,6 +590,7 @@ pub(crate) struct User {
     pub reasons: BTreeMap<String, u64>,
     pub apps: BTreeSet<String>,
     pub legacy_clients: BTreeSet<String>,
+    pub policies_not_applied: BTreeSet<String>,
 }
 
 /// Sums sign-ins up per user, fed with rows in the report's order.
@@ -492,6 +609,7 @@ impl Users {
             reasons: BTreeMap::new(),
             apps: BTreeSet::new(),
             legacy_clients: BTreeSet::new(),
+            policies_not_applied: BTreeSet::new(),
         });
         u.sign_ins += 1;
         u.first_seen = u.first_seen.min(r.created);
@@ -512,6 +630,11 @@ impl Users {
             && let Some(c) = &r.client_app_used
         {
             u.legacy_clients.insert(c.clone());
+        }
+        for (name, _) in &r.mfa_policies_not_applied {
+            if !name.is_empty() {
+                u.policies_not_applied.insert(name.clone());
+            }
         }
     }
 
@@ -624,6 +747,14 @@ impl<W: Write> Writer<W> {
                     "conditionalAccessStatus": r.conditional_access_status,
                     "reason": r.reason,
                     "category": r.category,
+                    "mfaPoliciesNotApplied": r.mfa_policies_not_applied.iter()
+                        .map(|(n, res)| serde_json::json!({"displayName": n, "result": res}))
+                        .collect::<Vec<_>>(),
+                    "mfaRequirementProviders": r.mfa_requirement_providers,
+                    "tokenIssuerType": r.token_issuer_type,
+                    "authenticationProtocol": r.authentication_protocol,
+                    "originalTransferMethod": r.original_transfer_method,
+                    "incomingTokenType": r.incoming_token_type,
                 });
                 self.json_line(&v)
             }
@@ -643,6 +774,16 @@ impl<W: Write> Writer<W> {
                     text(&r.conditional_access_status).to_owned(),
                     r.reason.clone(),
                     r.category.clone(),
+                    r.mfa_policies_not_applied
+                        .iter()
+                        .map(|(n, res)| format!("{n} ({res})"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    r.mfa_requirement_providers.join(","),
+                    text(&r.token_issuer_type).to_owned(),
+                    text(&r.authentication_protocol).to_owned(),
+                    text(&r.original_transfer_method).to_owned(),
+                    text(&r.incoming_token_type).to_owned(),
                 ];
                 self.cells(cells.into())
             }
@@ -665,6 +806,7 @@ impl<W: Write> Writer<W> {
                     "reasons": u.reasons,
                     "apps": u.apps,
                     "legacyClients": u.legacy_clients,
+                    "policiesNotApplied": u.policies_not_applied,
                 });
                 self.json_line(&v)
             }
@@ -678,6 +820,7 @@ impl<W: Write> Writer<W> {
                     u.reasons_text(),
                     join(&u.apps),
                     join(&u.legacy_clients),
+                    join(&u.policies_not_applied),
                 ];
                 self.cells(cells)
             }

@@ -10,7 +10,7 @@
 use mfagap_archiver::layout::{self, Range};
 use mfagap_archiver::writer::{FileSettings, HourBuffer};
 use mfagap_core::lenient::Text;
-use mfagap_core::record::{SignIn, Source};
+use mfagap_core::record::{PolicyResult, SignIn, Source};
 use mfagap_core::{Reason, timestamp};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -177,6 +177,33 @@ fn record(s: &Spec) -> SignIn<'static> {
         risk_state: t("none"),
         correlation_id: t("corr"),
         user_agent: t("ua"),
+        session_id: t("session"),
+        token_issuer_type: t("AzureAD"),
+        authentication_protocol: t(if s.client == "Browser" {
+            "oAuth2"
+        } else {
+            "none"
+        }),
+        original_transfer_method: None,
+        incoming_token_type: t("none"),
+        // The evidence: who asked for MFA, and which MFA policies did not apply.
+        mfa_requirement_providers: if skipped {
+            vec![Text("multiConditionalAccess".into())]
+        } else {
+            Vec::new()
+        },
+        mfa_policies_not_applied: match s.reason {
+            Reason::LegacyProtocol => vec![PolicyResult {
+                display_name: t("MFA for Exchange, all clients"),
+                result: t("notApplied"),
+            }],
+            Reason::MfaSkipped => vec![PolicyResult {
+                display_name: t("MFA everywhere"),
+                result: t("reportOnlySuccess"),
+            }],
+            _ => Vec::new(),
+        },
+        authentication_steps: Vec::new(),
         source: Source {
             kind: Text("file".into()),
             file: t("fixture.jsonl"),
@@ -275,7 +302,7 @@ fn golden(name: &str, got: &str) {
     );
 }
 
-const HEADER: &str = "userPrincipalName,userDisplayName,createdDateTime,resourceDisplayName,loginSucceeded,failureReason,mfaRequired,mfaAuthMethod,mfaAuthDetail,mfaResult,policies,conditionalAccessStatus,reason,category";
+const HEADER: &str = "userPrincipalName,userDisplayName,createdDateTime,resourceDisplayName,loginSucceeded,failureReason,mfaRequired,mfaAuthMethod,mfaAuthDetail,mfaResult,policies,conditionalAccessStatus,reason,category,mfaPoliciesNotApplied,mfaRequirementProviders,tokenIssuerType,authenticationProtocol,originalTransferMethod,incomingTokenType";
 
 /// The ids in the report's order: by time, then user (none first), then id.
 const ORDER: [&str; 9] = [
@@ -314,6 +341,17 @@ fn the_csv_report_is_the_seed_columns_in_order_and_reads_back_field_for_field() 
         assert_eq!(&row[10], s.policies.join(","), "{id}");
         assert_eq!(&row[12], s.reason.as_str(), "{id}");
         assert_eq!(&row[13], "SignInLogs");
+        let (not_applied, providers) = match s.reason {
+            Reason::LegacyProtocol => ("MFA for Exchange, all clients (notApplied)", ""),
+            Reason::MfaSkipped => (
+                "MFA everywhere (reportOnlySuccess)",
+                "multiConditionalAccess",
+            ),
+            _ => ("", ""),
+        };
+        assert_eq!(&row[14], not_applied, "{id}");
+        assert_eq!(&row[15], providers, "{id}");
+        assert_eq!(&row[16], "AzureAD");
     }
 
     // Python's csv module, from the file the report writes with --output.
@@ -393,6 +431,10 @@ fn by_user_ranks_users_by_sign_ins() {
     assert_eq!(&first[4], "2025-12-12T00:30:00.000000Z");
     assert_eq!(&first[5], "legacy_protocol:2,single_factor:2");
     assert_eq!(&first[7], "IMAP4,POP3");
+    assert_eq!(
+        &first[8], "MFA for Exchange, all clients",
+        "the MFA policies that did not apply to alice's sign-ins"
+    );
     assert_eq!(
         rows.len(),
         5,
@@ -507,4 +549,94 @@ fn a_sign_in_the_dataset_holds_twice_is_reported_once() {
     assert_eq!(rows.len(), SPECS.len() + 5, "DuckDB reads the copies");
     let twice = ok(report(root.path(), &[]));
     assert_eq!(twice, once, "the report is the same, each sign-in once");
+}
+
+#[test]
+fn a_file_written_before_the_evidence_fields_still_reads() {
+    use arrow_array::cast::AsArray;
+    let root = dataset();
+    // One more sign-in, in a file of schema version 1: the same columns minus those version 2
+    // added.
+    let mut r = record(&SPECS[1]);
+    r.id = Text("v1".into());
+    r.created_date_time = timestamp::parse("2025-12-13T10:00:00Z").unwrap();
+    let hour = layout::hour_of(r.created_date_time);
+    let mut b = mfagap_core::batch::BatchBuilder::new();
+    b.append(&r);
+    let batch = b.finish().unwrap();
+    let v2 = [
+        "sessionId",
+        "tokenIssuerType",
+        "authenticationProtocol",
+        "originalTransferMethod",
+        "incomingTokenType",
+        "mfaRequirementProviders",
+        "mfaPoliciesNotApplied",
+        "authenticationSteps",
+    ];
+    let keep: Vec<usize> = (0..batch.num_columns())
+        .filter(|&i| !v2.contains(&batch.schema().field(i).name().as_str()))
+        .collect();
+    let old = batch.project(&keep).unwrap();
+    // Version 1's deviceDetail had four fields.
+    let (i, _) = old.schema().column_with_name("deviceDetail").unwrap();
+    let device = old.column(i).as_struct().clone();
+    let (fields, columns, nulls) = device.into_parts();
+    let device = arrow_array::StructArray::try_new(
+        fields.iter().take(4).cloned().collect(),
+        columns[..4].to_vec(),
+        nulls,
+    )
+    .unwrap();
+    let mut columns = old.columns().to_vec();
+    columns[i] = std::sync::Arc::new(device);
+    let mut schema_fields: Vec<arrow_schema::FieldRef> =
+        old.schema().fields().iter().cloned().collect();
+    schema_fields[i] = std::sync::Arc::new(arrow_schema::Field::new(
+        "deviceDetail",
+        columns[i].data_type().clone(),
+        true,
+    ));
+    let old = arrow_array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow_schema::Schema::new(schema_fields)),
+        columns,
+    )
+    .unwrap();
+    assert_eq!(old.num_columns(), batch.num_columns() - v2.len());
+    let path = root.path().join(
+        layout::data_file(
+            "entra.signins.nonmfa",
+            0,
+            hour,
+            Range {
+                first: 900,
+                last: 900,
+            },
+        )
+        .as_ref(),
+    );
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        old.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&old).unwrap();
+    w.close().unwrap();
+
+    let csv_text = ok(report(root.path(), &[]));
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), SPECS.len() + 1, "the old file's row is there");
+    let last = rows.last().unwrap();
+    assert_eq!(&last[2], "2025-12-13T10:00:00.000000Z");
+    assert_eq!(&last[12], "single_factor");
+    assert!(
+        (14..20).all(|i| last[i].is_empty()),
+        "no evidence in a version 1 row: {last:?}"
+    );
+    // And DuckDB reads old and new files together, by name.
+    let all = mfagap_testkit::read_dataset(root.path()).unwrap();
+    assert_eq!(all.len(), SPECS.len() + 1);
 }
