@@ -1053,6 +1053,31 @@ const POLICY_NAMES: [&str; 16] = [
     "Require hybrid joined device",
 ];
 
+/// The grant controls a policy of this name enforces, as Entra writes them: only the MFA
+/// policies ask for `Mfa` (the phishing-resistant one for an authentication strength), so the
+/// evidence's "MFA policies that did not apply" has the right ones to pick.
+fn grant_controls(name: &str) -> &'static str {
+    if name.contains("phishing-resistant") {
+        "[\"RequireAuthenticationStrength\"]"
+    } else if name.contains("MFA") {
+        "[\"Mfa\"]"
+    } else if name.starts_with("Block") {
+        "[\"Block\"]"
+    } else if name.contains("compliant device") {
+        "[\"RequireCompliantDevice\"]"
+    } else if name.contains("hybrid joined") {
+        "[\"RequireDomainJoinedDevice\"]"
+    } else if name.contains("app protection") {
+        "[\"RequireCompliantApp\"]"
+    } else if name.contains("password change") {
+        "[\"Mfa\",\"PasswordChange\"]"
+    } else if name.contains("terms of use") {
+        "[\"Terms of use\"]"
+    } else {
+        "[]"
+    }
+}
+
 fn policies(rng: &mut ChaCha8Rng) -> Vec<PolicySpec> {
     let n = match rng.random_range(0..100) {
         0..10 => 0,
@@ -1388,7 +1413,8 @@ impl RecordWriter<'_> {
             json_str(out, p.name, style);
             write!(
                 out,
-                ",\"enforcedGrantControls\":[\"Mfa\"],\"enforcedSessionControls\":[],\"result\":\"{}\",\"conditionsSatisfied\":3,\"conditionsNotSatisfied\":0}}",
+                ",\"enforcedGrantControls\":{},\"enforcedSessionControls\":[],\"result\":\"{}\",\"conditionsSatisfied\":3,\"conditionsNotSatisfied\":0}}",
+                grant_controls(p.name),
                 p.result
             )
             .expect("Vec");
