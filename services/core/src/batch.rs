@@ -281,6 +281,7 @@ pub struct BatchBuilder {
     risk_state: StringBuilder,
     correlation_id: StringBuilder,
     user_agent: StringBuilder,
+    authentication_requirement: StringBuilder,
     session_id: StringBuilder,
     token_issuer_type: StringBuilder,
     authentication_protocol: StringBuilder,
@@ -335,6 +336,7 @@ impl BatchBuilder {
             risk_state: StringBuilder::new(),
             correlation_id: StringBuilder::new(),
             user_agent: StringBuilder::new(),
+            authentication_requirement: StringBuilder::new(),
             session_id: StringBuilder::new(),
             token_issuer_type: StringBuilder::new(),
             authentication_protocol: StringBuilder::new(),
@@ -398,6 +400,10 @@ impl BatchBuilder {
         text(&mut self.risk_state, &r.risk_state);
         text(&mut self.correlation_id, &r.correlation_id);
         text(&mut self.user_agent, &r.user_agent);
+        text(
+            &mut self.authentication_requirement,
+            &r.authentication_requirement,
+        );
         text(&mut self.session_id, &r.session_id);
         text(&mut self.token_issuer_type, &r.token_issuer_type);
         text(
@@ -458,6 +464,7 @@ impl BatchBuilder {
             Arc::new(self.risk_state.finish()),
             Arc::new(self.correlation_id.finish()),
             Arc::new(self.user_agent.finish()),
+            Arc::new(self.authentication_requirement.finish()),
             Arc::new(self.session_id.finish()),
             Arc::new(self.token_issuer_type.finish()),
             Arc::new(self.authentication_protocol.finish()),

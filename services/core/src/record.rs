@@ -123,6 +123,10 @@ pub struct SignIn<'a> {
     /// `properties.userAgent`.
     #[serde(borrow)]
     pub user_agent: Option<Text<'a>>,
+    /// `properties.authenticationRequirement` as Azure wrote it (`singleFactorAuthentication`,
+    /// `multiFactorAuthentication`); null when absent or empty, where `mfaRequired` says false.
+    #[serde(borrow, default)]
+    pub authentication_requirement: Option<Text<'a>>,
     /// `properties.sessionId`: the sign-in session, shared by the sign-ins its tokens renew.
     #[serde(borrow, default)]
     pub session_id: Option<Text<'a>>,
@@ -347,6 +351,7 @@ impl<'a> SignIn<'a> {
                     .or_else(|| r.correlation_id.clone()),
             ),
             user_agent: non_empty(p.user_agent.clone()),
+            authentication_requirement: non_empty(p.authentication_requirement.clone()),
             session_id: non_empty(p.session_id.clone()),
             token_issuer_type: non_empty(p.token_issuer_type.clone()),
             authentication_protocol: non_empty(p.authentication_protocol.clone()),
@@ -430,6 +435,7 @@ impl<'a> SignIn<'a> {
             risk_state: o(self.risk_state),
             correlation_id: o(self.correlation_id),
             user_agent: o(self.user_agent),
+            authentication_requirement: o(self.authentication_requirement),
             session_id: o(self.session_id),
             token_issuer_type: o(self.token_issuer_type),
             authentication_protocol: o(self.authentication_protocol),
@@ -699,6 +705,7 @@ mod tests {
             "distinct, in order"
         );
         assert_eq!(v["sessionId"], "sess-1");
+        assert_eq!(v["authenticationRequirement"], "multiFactorAuthentication");
         assert_eq!(v["authenticationProtocol"], "deviceCode");
         assert_eq!(v["originalTransferMethod"], "deviceCodeFlow");
         assert_eq!(
@@ -724,6 +731,7 @@ mod tests {
         let v = emitted(RECORD);
         let mut old = v.as_object().unwrap().clone();
         for k in [
+            "authenticationRequirement",
             "sessionId",
             "tokenIssuerType",
             "authenticationProtocol",

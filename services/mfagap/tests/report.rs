@@ -177,6 +177,11 @@ fn record(s: &Spec) -> SignIn<'static> {
         risk_state: t("none"),
         correlation_id: t("corr"),
         user_agent: t("ua"),
+        authentication_requirement: t(if skipped {
+            "multiFactorAuthentication"
+        } else {
+            "singleFactorAuthentication"
+        }),
         session_id: t("session"),
         token_issuer_type: t("AzureAD"),
         authentication_protocol: t(if s.client == "Browser" {
@@ -565,6 +570,7 @@ fn a_file_written_before_the_evidence_fields_still_reads() {
     b.append(&r);
     let batch = b.finish().unwrap();
     let v2 = [
+        "authenticationRequirement",
         "sessionId",
         "tokenIssuerType",
         "authenticationProtocol",
