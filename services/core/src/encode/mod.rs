@@ -5,9 +5,13 @@
 //! line. The transports never build a record themselves, so a new format is one encoder here
 //! and one [`Format`] variant. The native record ([`Native`]) is what the archiver reads.
 
+mod ecs;
 mod native;
+mod ocsf;
 
+pub use ecs::Ecs;
 pub use native::Native;
+pub use ocsf::{Ocsf, OcsfVersion};
 
 use crate::record::SignIn;
 
@@ -52,16 +56,30 @@ pub enum Format {
     /// mfagap's own record (`schemas/output-signin.schema.json`): what the archiver reads.
     #[default]
     Native,
+    /// OCSF Authentication (class 3002), activity Logon (`schemas/ocsf-mapping.md`).
+    Ocsf,
+    /// Elastic Common Schema, as Elastic's Entra ID sign-in integration writes it
+    /// (`schemas/ecs-mapping.md`).
+    Ecs,
+}
+
+/// What an encoder is built with, beside its format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EncoderOptions {
+    /// The OCSF schema version of `ocsf` outputs.
+    pub ocsf_version: OcsfVersion,
 }
 
 impl Format {
     /// Every format, in the order `--help` lists them.
-    pub const ALL: [Format; 1] = [Format::Native];
+    pub const ALL: [Format; 3] = [Format::Native, Format::Ocsf, Format::Ecs];
 
     /// The encoder of this format.
-    pub fn encoder(self) -> Box<dyn Encoder> {
+    pub fn encoder(self, options: EncoderOptions) -> Box<dyn Encoder> {
         match self {
             Format::Native => Box::new(Native),
+            Format::Ocsf => Box::new(Ocsf::new(options.ocsf_version)),
+            Format::Ecs => Box::new(Ecs),
         }
     }
 
@@ -69,8 +87,35 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Native => "native",
+            Format::Ocsf => "ocsf",
+            Format::Ecs => "ecs",
         }
     }
+
+    /// The output topic's default name: the native topic, with the format as a suffix for
+    /// the others, so a SIEM's topic never mixes shapes.
+    pub fn default_topic(self) -> &'static str {
+        match self {
+            Format::Native => "entra.signins.nonmfa",
+            Format::Ocsf => "entra.signins.nonmfa.ocsf",
+            Format::Ecs => "entra.signins.nonmfa.ecs",
+        }
+    }
+}
+
+/// The headers every format sends: routing without parsing the payload.
+pub(crate) fn common_headers(s: &SignIn<'_>, format: Format) -> Vec<(&'static str, String)> {
+    vec![
+        ("category", s.category.as_str().to_owned()),
+        (
+            "tenantId",
+            s.tenant_id
+                .as_ref()
+                .map_or(String::new(), |t| t.as_str().to_owned()),
+        ),
+        ("reason", s.reason.as_str().to_owned()),
+        ("format", format.as_str().to_owned()),
+    ]
 }
 
 impl std::fmt::Display for Format {

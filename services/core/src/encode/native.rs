@@ -17,17 +17,9 @@ impl Encoder for Native {
     }
 
     fn headers(&self, s: &SignIn<'_>) -> Vec<(&'static str, String)> {
-        vec![
-            ("category", s.category.as_str().to_owned()),
-            (
-                "tenantId",
-                s.tenant_id
-                    .as_ref()
-                    .map_or(String::new(), |t| t.as_str().to_owned()),
-            ),
-            ("reason", s.reason.as_str().to_owned()),
-            ("schemaVersion", SCHEMA_VERSION.to_owned()),
-        ]
+        let mut h = super::common_headers(s, super::Format::Native);
+        h.push(("schemaVersion", SCHEMA_VERSION.to_owned()));
+        h
     }
 }
 
@@ -47,7 +39,7 @@ mod tests {
             &mut crate::Stats::default(),
             &mut |o| {
                 if let crate::Output::SignIn(s) = o {
-                    got.push(Format::Native.encoder().encode(&s));
+                    got.push(Format::Native.encoder(Default::default()).encode(&s));
                 }
             },
         );
@@ -63,6 +55,7 @@ mod tests {
                 ("category", "SignInLogs".to_owned()),
                 ("tenantId", "t1".to_owned()),
                 ("reason", "single_factor".to_owned()),
+                ("format", "native".to_owned()),
                 ("schemaVersion", SCHEMA_VERSION.to_owned()),
             ]
         );
