@@ -11,7 +11,7 @@ use crate::positions::PositionsTopic;
 use crate::sink::ExactlyOnceSettings;
 use crate::source::{SourceArgs, SourceSettings};
 use anyhow::Result;
-use mfagap_core::encode::Format;
+use mfagap_core::encode::{EncoderOptions, Format, OcsfVersion};
 use mfagap_runtime::kafka::ProducerSettings;
 use mfagap_runtime::{LogFormat, Property};
 use std::net::SocketAddr;
@@ -55,14 +55,39 @@ pub struct OutputArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap: String,
-    /// Topic of the sign-ins without MFA.
+    /// Topic of the sign-ins without MFA [default: entra.signins.nonmfa, with .ocsf or .ecs
+    /// after it for those formats].
+    #[arg(long, value_name = "TOPIC", env = "MFAGAP_TOPIC")]
+    pub topic: Option<String>,
+    /// Shape of the records on --topic: native (mfagap's record, what the archiver reads),
+    /// ocsf (OCSF Authentication) or ecs (Elastic Common Schema).
     #[arg(
         long,
-        value_name = "TOPIC",
-        env = "MFAGAP_TOPIC",
-        default_value = "entra.signins.nonmfa"
+        value_name = "FORMAT",
+        env = "MFAGAP_FORMAT",
+        default_value = "native"
     )]
-    pub topic: String,
+    pub format: Format,
+    /// OCSF schema version of the ocsf outputs: 1.8.0 (the newest) or 1.1.0 (what Amazon
+    /// Security Lake validates custom sources against).
+    #[arg(
+        long,
+        value_name = "VERSION",
+        env = "MFAGAP_OCSF_VERSION",
+        default_value = "1.8.0"
+    )]
+    pub ocsf_version: OcsfVersion,
+    /// One more output, beside --topic (repeatable): FORMAT[:TOPIC][@DELIVERY], e.g.
+    /// `ocsf`, `ecs:siem.entra@at-least-once`; the topic defaults as --topic's does, the
+    /// delivery to --delivery. One decode and one verdict per sign-in, one encoding per
+    /// output.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        env = "MFAGAP_EXTRA_OUTPUTS",
+        value_delimiter = ','
+    )]
+    pub extra_output: Vec<OutputSpec>,
     /// Topic of the dead letters.
     #[arg(
         long,
@@ -90,6 +115,45 @@ pub struct OutputArgs {
         hide_env_values = true
     )]
     pub kafka_properties: Vec<Property>,
+}
+
+/// One output beside the main one: `FORMAT[:TOPIC][@DELIVERY]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// The encoding.
+    pub format: Format,
+    /// The topic; `None`: the format's default name.
+    pub topic: Option<String>,
+    /// `None`: as `--delivery` says.
+    pub delivery: Option<DeliveryMode>,
+}
+
+impl std::str::FromStr for OutputSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<OutputSpec, String> {
+        let (rest, delivery) = match s.trim().split_once('@') {
+            Some((rest, d)) => {
+                let d =
+                    <DeliveryMode as clap::ValueEnum>::from_str(d.trim(), true).map_err(|_| {
+                        format!("{s:?}: not a delivery: {d:?} (exactly-once, at-least-once, auto)")
+                    })?;
+                (rest, Some(d))
+            }
+            None => (s.trim(), None),
+        };
+        // A colon cannot be part of a Kafka topic name, so it cannot be misread.
+        let (format, topic) = match rest.split_once(':') {
+            Some((f, t)) if !t.trim().is_empty() => (f, Some(t.trim().to_owned())),
+            Some((_, _)) => return Err(format!("{s:?}: empty topic after ':'")),
+            None => (rest, None),
+        };
+        Ok(OutputSpec {
+            format: format.parse().map_err(|e| format!("{s:?}: {e}"))?,
+            topic,
+            delivery,
+        })
+    }
 }
 
 /// The rule's operator settings.
@@ -240,6 +304,7 @@ pub struct IngestSettings {
 impl IngestArgs {
     /// The settings, checked; an error names the flag to fix.
     pub fn settings(&self) -> Result<IngestSettings> {
+        self.output.check()?;
         Ok(IngestSettings {
             source: self.source.settings()?,
             producer: self.output.producer(),
@@ -266,10 +331,7 @@ impl IngestArgs {
     pub fn pipeline(&self) -> PipelineSettings {
         PipelineSettings {
             processor: mfagap_core::Processor::new(self.rule.classifier()),
-            outputs: vec![OutputTopic {
-                topic: self.output.topic.clone(),
-                encoder: Arc::from(Format::Native.encoder()),
-            }],
+            outputs: self.output.outputs(),
             dead_letter_topic: self.output.dead_letter_topic.clone(),
             dedup_window: self.rule.dedup_window,
             commit_interval: self.delivery.commit_interval,
@@ -279,6 +341,60 @@ impl IngestArgs {
 }
 
 impl OutputArgs {
+    /// The main output's topic: `--topic`, else its format's default name.
+    pub fn topic(&self) -> String {
+        self.topic
+            .clone()
+            .unwrap_or_else(|| self.format.default_topic().to_owned())
+    }
+
+    /// Every output: the main one, then each `--extra-output` in order.
+    pub fn outputs(&self) -> Vec<OutputTopic> {
+        let options = EncoderOptions {
+            ocsf_version: self.ocsf_version,
+        };
+        let main = OutputTopic {
+            topic: self.topic(),
+            format: self.format,
+            encoder: Arc::from(self.format.encoder(options)),
+            delivery: None,
+        };
+        std::iter::once(main)
+            .chain(self.extra_output.iter().map(|o| {
+                OutputTopic {
+                    topic: o
+                        .topic
+                        .clone()
+                        .unwrap_or_else(|| o.format.default_topic().to_owned()),
+                    format: o.format,
+                    encoder: Arc::from(o.format.encoder(options)),
+                    delivery: o.delivery,
+                }
+            }))
+            .collect()
+    }
+
+    /// Two outputs on one topic would mix shapes a consumer cannot tell apart.
+    pub fn check(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for o in self.outputs() {
+            if o.topic == self.dead_letter_topic {
+                anyhow::bail!(
+                    "the {} output's topic {} is the dead-letter topic (--topic, --extra-output, --dead-letter-topic)",
+                    o.format,
+                    o.topic
+                );
+            }
+            if !seen.insert(o.topic.clone()) {
+                anyhow::bail!(
+                    "two outputs write to topic {}: give each its own (--topic, --extra-output FORMAT:TOPIC)",
+                    o.topic
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The output cluster's producer settings.
     pub fn producer(&self) -> ProducerSettings {
         ProducerSettings {
@@ -351,5 +467,89 @@ mod tests {
         ]);
         let e = kafka.args.settings().unwrap_err();
         assert!(format!("{e:#}").contains("--source eventhubs"), "{e:#}");
+    }
+
+    #[test]
+    fn an_extra_output_names_its_format_then_maybe_a_topic_and_a_delivery() {
+        let spec = |s: &str| s.parse::<OutputSpec>();
+        assert_eq!(
+            spec("ocsf").unwrap(),
+            OutputSpec {
+                format: Format::Ocsf,
+                topic: None,
+                delivery: None
+            }
+        );
+        assert_eq!(
+            spec("ECS:siem.entra@at-least-once").unwrap(),
+            OutputSpec {
+                format: Format::Ecs,
+                topic: Some("siem.entra".into()),
+                delivery: Some(DeliveryMode::AtLeastOnce)
+            }
+        );
+        assert_eq!(
+            spec("native@exactly-once").unwrap().delivery,
+            Some(DeliveryMode::ExactlyOnce)
+        );
+        assert!(spec("cef").unwrap_err().contains("not a format"));
+        assert!(spec("ocsf@twice").unwrap_err().contains("not a delivery"));
+        assert!(spec("ocsf:").unwrap_err().contains("empty topic"));
+    }
+
+    #[test]
+    fn each_output_gets_its_own_topic_named_after_its_format_by_default() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: IngestArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ingest"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).unwrap().args
+        };
+        let a = parse(&[
+            "--extra-output",
+            "ocsf",
+            "--extra-output",
+            "ecs:siem@at-least-once",
+        ]);
+        let outputs = a.output.outputs();
+        let got: Vec<(&str, Format, Option<DeliveryMode>)> = outputs
+            .iter()
+            .map(|o| (o.topic.as_str(), o.format, o.delivery))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("entra.signins.nonmfa", Format::Native, None),
+                ("entra.signins.nonmfa.ocsf", Format::Ocsf, None),
+                ("siem", Format::Ecs, Some(DeliveryMode::AtLeastOnce)),
+            ]
+        );
+        assert!(a.output.check().is_ok());
+        assert_eq!(
+            parse(&["--format", "ecs"]).output.topic(),
+            "entra.signins.nonmfa.ecs"
+        );
+        let twice = parse(&["--extra-output", "ocsf", "--extra-output", "ocsf"]);
+        assert!(
+            twice
+                .output
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("two outputs write to topic")
+        );
+        let dead = parse(&["--extra-output", "ecs:entra.signins.deadletter"]);
+        assert!(
+            dead.output
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("dead-letter")
+        );
     }
 }

@@ -57,10 +57,15 @@ pub async fn run_observed(
     let summary = match &settings.source {
         SourceSettings::Kafka(k) => {
             let mut source = source::kafka::build(k)?;
-            if exactly_once(&settings, &stop).await? {
+            if let Some(side) = delivery_plan(&settings, &stop).await? {
                 let offsets = source.exactly_once();
-                let sink =
-                    open_exactly_once(&settings, SourcePositions::KafkaOffsets(offsets)).await?;
+                let sink = open_exactly_once(
+                    &settings,
+                    SourcePositions::KafkaOffsets(offsets),
+                    side,
+                    &ready,
+                )
+                .await?;
                 pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 at_least_once(source, &settings, stop.clone(), ready).await?
@@ -68,16 +73,16 @@ pub async fn run_observed(
         }
         SourceSettings::File(f) => {
             let source = source::file::build(f)?;
-            if exactly_once(&settings, &stop).await? {
-                let (source, sink) = file_exactly_once(&settings, source).await?;
+            if let Some(side) = delivery_plan(&settings, &stop).await? {
+                let (source, sink) = file_exactly_once(&settings, source, side, &ready).await?;
                 pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 at_least_once(source, &settings, stop.clone(), ready).await?
             }
         }
         SourceSettings::Eventhubs(h) => {
-            if exactly_once(&settings, &stop).await? {
-                let (source, sink) = eventhubs_exactly_once(&settings, h).await?;
+            if let Some(side) = delivery_plan(&settings, &stop).await? {
+                let (source, sink) = eventhubs_exactly_once(&settings, h, side, &ready).await?;
                 pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 let source = source::build(&settings.source)?;
@@ -98,8 +103,8 @@ pub async fn run_with<S: Source>(
     stop: CancellationToken,
     ready: Readiness,
 ) -> Result<Summary> {
-    if exactly_once(settings, &stop).await? {
-        let sink = open_exactly_once(settings, SourcePositions::None).await?;
+    if let Some(side) = delivery_plan(settings, &stop).await? {
+        let sink = open_exactly_once(settings, SourcePositions::None, side, &ready).await?;
         pipeline::run(source, sink, transactional(settings), stop, ready).await
     } else {
         at_least_once(source, settings, stop, ready).await
@@ -187,6 +192,41 @@ async fn exactly_once(settings: &IngestSettings, stop: &CancellationToken) -> Re
     }
 }
 
+/// Which sink delivers: `None` when no output is exactly once (the at-least-once sink carries
+/// every output), else the exactly-once sink, with the topics of the outputs asked at least
+/// once, which it sends beside its transactions. An output without a delivery of its own
+/// follows `--delivery` (resolved once: `auto` probes the output Kafka).
+async fn delivery_plan(
+    settings: &IngestSettings,
+    stop: &CancellationToken,
+) -> Result<Option<Vec<String>>> {
+    let outputs = &settings.pipeline.outputs;
+    let inherit = outputs
+        .iter()
+        .any(|o| o.delivery.is_none_or(|d| d == DeliveryMode::Auto));
+    let main = inherit && exactly_once(settings, stop).await?;
+    let (mut transactional, mut side) = (false, Vec::new());
+    for o in outputs {
+        let eo = match o.delivery {
+            Some(DeliveryMode::ExactlyOnce) => true,
+            Some(DeliveryMode::AtLeastOnce) => false,
+            Some(DeliveryMode::Auto) | None => main,
+        };
+        tracing::info!(
+            topic = %o.topic,
+            format = %o.format,
+            delivery = if eo { "exactly once" } else { "at least once" },
+            "output"
+        );
+        if eo {
+            transactional = true;
+        } else {
+            side.push(o.topic.clone());
+        }
+    }
+    Ok(transactional.then_some(side))
+}
+
 /// The pipeline settings with exactly-once delivery: the pipeline's tick, which commits due
 /// transactions, comes at least every `--transaction-interval`, so that a transaction waits
 /// no longer than that for its commit.
@@ -200,12 +240,24 @@ fn transactional(settings: &IngestSettings) -> pipeline::PipelineSettings {
 async fn open_exactly_once(
     settings: &IngestSettings,
     positions: SourcePositions,
+    side: Vec<String>,
+    ready: &Readiness,
 ) -> Result<ExactlyOnce> {
     let eo: ExactlyOnceSettings = settings.exactly_once.clone();
-    tokio::task::spawn_blocking(move || ExactlyOnce::open(eo, positions))
+    let sink = tokio::task::spawn_blocking(move || ExactlyOnce::open(eo, positions))
         .await
         .context("opening the transactional producer")?
-        .map_err(anyhow::Error::new)
+        .map_err(anyhow::Error::new)?;
+    if side.is_empty() {
+        return Ok(sink);
+    }
+    let producer = Producer::new(
+        &settings.producer,
+        "at-least-once output",
+        metrics::PREFIX,
+        ready.clone(),
+    )?;
+    Ok(sink.with_side_outputs(producer, side))
 }
 
 /// Event Hubs exactly once: partitions fenced and resumed from the positions topic as they
@@ -213,6 +265,8 @@ async fn open_exactly_once(
 async fn eventhubs_exactly_once(
     settings: &IngestSettings,
     h: &source::eventhubs::EventHubsSettings,
+    side: Vec<String>,
+    ready: &Readiness,
 ) -> Result<(Box<dyn Source>, ExactlyOnce)> {
     let eo = &settings.exactly_once;
     eo.positions.ensure().await?;
@@ -225,8 +279,13 @@ async fn eventhubs_exactly_once(
             positions: eo.positions.clone(),
         }),
     )?;
-    let sink =
-        open_exactly_once(settings, SourcePositions::PerPartition { scope, registry }).await?;
+    let sink = open_exactly_once(
+        settings,
+        SourcePositions::PerPartition { scope, registry },
+        side,
+        ready,
+    )
+    .await?;
     Ok((Box::new(source), sink))
 }
 
@@ -235,6 +294,8 @@ async fn eventhubs_exactly_once(
 async fn file_exactly_once(
     settings: &IngestSettings,
     mut source: source::file::FileSource,
+    side: Vec<String>,
+    ready: &Readiness,
 ) -> Result<(source::file::FileSource, ExactlyOnce)> {
     let eo = &settings.exactly_once;
     eo.positions.ensure().await?;
@@ -261,6 +322,8 @@ async fn file_exactly_once(
             scope: scope.clone(),
             id,
         },
+        side,
+        ready,
     )
     .await?;
     let committed = tokio::task::spawn_blocking(move || positions.read(&scope, None))

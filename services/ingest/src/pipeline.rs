@@ -26,8 +26,12 @@ use tokio_util::sync::CancellationToken;
 pub struct OutputTopic {
     /// The Kafka topic.
     pub topic: String,
+    /// The encoding's name, for logs and errors.
+    pub format: mfagap_core::encode::Format,
     /// Turns each emitted sign-in into this topic's key, payload and headers.
     pub encoder: Arc<dyn Encoder>,
+    /// This output's guarantee; `None`: the service's `--delivery`.
+    pub delivery: Option<crate::DeliveryMode>,
 }
 
 /// What the pipeline needs besides its source and sink.

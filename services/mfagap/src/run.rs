@@ -82,6 +82,23 @@ pub(crate) struct RunArgs {
     /// in-process broker included).
     #[arg(long, value_enum, env = "MFAGAP_DELIVERY", default_value = "auto")]
     pub delivery: mfagap_ingest::DeliveryMode,
+    /// One more Kafka output beside the native one the archiver reads (repeatable), as for
+    /// `mfagap ingest`: FORMAT[:TOPIC][@DELIVERY], e.g. `ocsf` or `ecs@at-least-once`.
+    #[arg(
+        long,
+        value_name = "SPEC",
+        env = "MFAGAP_EXTRA_OUTPUTS",
+        value_delimiter = ','
+    )]
+    pub extra_output: Vec<mfagap_ingest::config::OutputSpec>,
+    /// OCSF schema version of the ocsf outputs: 1.8.0 or 1.1.0.
+    #[arg(
+        long,
+        value_name = "VERSION",
+        env = "MFAGAP_OCSF_VERSION",
+        default_value = "1.8.0"
+    )]
+    pub ocsf_version: mfagap_core::encode::OcsfVersion,
     /// Partitions of the topic on the in-process broker.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=64))]
     pub partitions: i32,
@@ -190,6 +207,17 @@ fn from_environment<A: clap::Args>(name: &str) -> Result<A> {
         .map_err(|e| anyhow::anyhow!("the {name} settings in the environment: {e}"))
 }
 
+/// Every output topic, each with its format.
+fn topics_of(ingest: &IngestArgs) -> String {
+    ingest
+        .output
+        .outputs()
+        .iter()
+        .map(|o| format!("{} ({})", o.topic, o.format))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What the two services did, and where the results are.
 struct Outcome {
     ingest: Summary,
@@ -212,6 +240,14 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
         Input::Service(kind) => ingest.source.kind = *kind,
     }
     ingest.delivery.delivery = args.delivery;
+    if ingest.output.format != mfagap_core::encode::Format::Native {
+        anyhow::bail!(
+            "mfagap run archives the native record: MFAGAP_FORMAT={} is for mfagap ingest; add other formats with --extra-output",
+            ingest.output.format
+        );
+    }
+    ingest.output.extra_output = args.extra_output.clone();
+    ingest.output.ocsf_version = args.ocsf_version;
 
     let started_at = chrono::Utc::now();
     let embedded = match &args.kafka_bootstrap {
@@ -220,26 +256,45 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
             None
         }
         None => {
-            ingest.output.topic = format!(
-                "{}.{}-{}",
-                ingest.output.topic,
+            // This run's topics on the in-process broker: each output's, with the run's
+            // start and process after it.
+            let run_suffix = format!(
+                "{}-{}",
                 started_at.format("%Y%m%dT%H%M%SZ"),
                 std::process::id()
             );
-            let broker = Embedded::start(&[
-                (ingest.output.topic.as_str(), args.partitions),
+            ingest.output.topic = Some(format!("{}.{run_suffix}", ingest.output.topic()));
+            for o in &mut ingest.output.extra_output {
+                let topic = o
+                    .topic
+                    .clone()
+                    .unwrap_or_else(|| o.format.default_topic().to_owned());
+                o.topic = Some(format!("{topic}.{run_suffix}"));
+            }
+            let topics: Vec<String> = ingest
+                .output
+                .outputs()
+                .into_iter()
+                .map(|o| o.topic)
+                .collect();
+            let mut create: Vec<(&str, i32)> = topics
+                .iter()
+                .map(|t| (t.as_str(), args.partitions))
+                .collect();
+            create.extend([
                 (ingest.output.dead_letter_topic.as_str(), 1),
                 (archive.dead_letter_topic.as_str(), 1),
                 (
                     ingest.delivery.positions_topic.as_str(),
                     mfagap_ingest::positions::PARTITIONS,
                 ),
-            ])?;
+            ]);
+            let broker = Embedded::start(&create)?;
             ingest.output.bootstrap = broker.bootstrap();
             eprintln!(
                 "mfagap run: in-process Kafka on {b} (topics {t}, {d}, {a}); while it runs: kcat -b {b} -L",
                 b = ingest.output.bootstrap,
-                t = ingest.output.topic,
+                t = topics.join(", "),
                 d = ingest.output.dead_letter_topic,
                 a = archive.dead_letter_topic,
             );
@@ -263,7 +318,7 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
             .push(member.parse().map_err(anyhow::Error::msg)?);
     }
     archive.bootstrap = ingest.output.bootstrap.clone();
-    archive.topic = ingest.output.topic.clone();
+    archive.topic = ingest.output.topic();
     archive.data = args.data.clone();
     if !args.storage_options.is_empty() {
         archive.storage_options = args.storage_options.clone();
@@ -468,10 +523,10 @@ fn summarize(args: &RunArgs, ingest: &IngestArgs, o: &Outcome) -> Result<()> {
         Input::Service(kind) => format!("{kind:?}").to_lowercase(),
     };
     let kafka = match &args.kafka_bootstrap {
-        Some(b) => format!("{b}, topic {}", ingest.output.topic),
+        Some(b) => format!("{b}, topics {}", topics_of(ingest)),
         None => format!(
-            "in-process broker (gone with the run), topic {}",
-            ingest.output.topic
+            "in-process broker (gone with the run), topics {}",
+            topics_of(ingest)
         ),
     };
     println!(
@@ -506,7 +561,7 @@ fn summarize(args: &RunArgs, ingest: &IngestArgs, o: &Outcome) -> Result<()> {
                 .report
                 .clone()
                 .unwrap_or_else(|| root.join("report.csv"));
-            let (rows, users) = write_report(root, &ingest.output.topic, &path)?;
+            let (rows, users) = write_report(root, &ingest.output.topic(), &path)?;
             let top: Vec<_> = users.into_iter().take(10).collect();
             let name = |u: &report::User| {
                 if u.user_principal_name.is_empty() {

@@ -865,3 +865,91 @@ fn file_exactly_once(
         .unwrap();
     Ingest { child, addr }
 }
+
+/// One ingest, three outputs: the native record (exactly once), OCSF (exactly once, as
+/// `--delivery`) and ECS (asked at least once, sent beside the transactions). Each topic holds
+/// the same sign-ins as `mfagap filter` prints, record for record by id, in its own shape and
+/// with its own `format` header; one decode and one verdict fed all three.
+#[test]
+fn one_ingest_writes_native_ocsf_and_ecs_outputs_with_the_same_sign_ins() {
+    let b = Broker::noida().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics(&b, 1);
+    let (ocsf, ecs) = (unique("ocsf"), unique("ecs"));
+    b.create_topic(&ocsf, 2).unwrap();
+    b.create_topic(&ecs, 2).unwrap();
+    let input = generated(2_000, 57, 3, true);
+    let file = dir.path().join("in.jsonl");
+    input.write(&file).unwrap();
+    let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
+    let out = mfagap()
+        .args(["ingest", "--source", "file", "--input"])
+        .arg(&file)
+        .args(["--bootstrap", &b.bootstrap, "--topic", &t.output])
+        .args(["--dead-letter-topic", &t.dead, "--listen", &addr])
+        .args([
+            "--delivery",
+            "exactly-once",
+            "--positions-topic",
+            &unique("positions"),
+        ])
+        .args(["--extra-output", &format!("ocsf:{ocsf}")])
+        .args(["--extra-output", &format!("ecs:{ecs}@at-least-once")])
+        .env("MFAGAP_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for (topic, delivery) in [
+        (&t.output, "exactly once"),
+        (&ocsf, "exactly once"),
+        (&ecs, "at least once"),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(topic.as_str()) && l.contains(delivery)),
+            "{topic} is delivered {delivery}:\n{log}"
+        );
+    }
+    let (want, _) = filter_reference(&input, dir.path());
+    let native = output_records(&b, &t.output);
+    assert!(
+        native == want,
+        "the native output is filter's, record for record"
+    );
+    let mut want_ids: Vec<String> = want
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    want_ids.sort();
+    assert!(want_ids.len() > 500, "{} sign-ins", want_ids.len());
+    let shaped = |topic: &str, format: &str, id: &dyn Fn(&Value) -> Option<String>| {
+        let mut got: Vec<String> = b
+            .read_all(topic)
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.headers["format"], format, "{topic}");
+                let v: Value = serde_json::from_slice(&r.payload).unwrap();
+                assert!(!r.headers["category"].is_empty());
+                id(&v).unwrap_or_else(|| panic!("no sign-in id in the {format} event {v}"))
+            })
+            .collect();
+        got.sort();
+        got
+    };
+    let ocsf_ids = shaped(&ocsf, "ocsf", &|v| {
+        assert_eq!(v["class_uid"], 3002);
+        assert_eq!(v["is_mfa"], false);
+        v["metadata"]["original_event_uid"]
+            .as_str()
+            .or(v["metadata"]["uid"].as_str())
+            .map(str::to_owned)
+    });
+    assert!(ocsf_ids == want_ids, "OCSF: the same sign-ins, each once");
+    let ecs_ids = shaped(&ecs, "ecs", &|v| {
+        assert_eq!(v["event"]["outcome"], "success");
+        v["event"]["id"].as_str().map(str::to_owned)
+    });
+    assert!(ecs_ids == want_ids, "ECS: the same sign-ins");
+}

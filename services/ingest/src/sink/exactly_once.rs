@@ -29,6 +29,13 @@
 //! partitions from each other in turn, each restart fencing the other. A file source has one id per set of inputs, so a second run fences the first.
 //! A Kafka source has one id per replica and relies on the group generation (above).
 //!
+//! Outputs at least once beside the transactions. An output asked at least once (say a SIEM
+//! topic on a cluster that ingest shares with the archiver) is sent by an idempotent producer
+//! of its own ([`ExactlyOnce::with_side_outputs`]), outside the transactions; before each
+//! commit every such send is awaited, so a committed position never passes a record of
+//! those outputs that Kafka has not acknowledged. A crash re-sends, to them, what followed
+//! the last commit: at least once there, exactly once everywhere else.
+//!
 //! Errors. A commit that fails for a reason that may pass (a broker away) is retried; one
 //! that requires an abort aborts, and then, like a fenced or fatal producer, fails the sink:
 //! the pipeline stops without committing and exits 1, and the restart resumes from the
@@ -524,8 +531,17 @@ type Commit = tokio::task::JoinHandle<(
     Result<Vec<(String, i64)>, Error>,
 )>;
 
+/// The outputs delivered at least once beside the transactions, and their sends in flight.
+struct SideOutputs {
+    producer: mfagap_runtime::kafka::Producer,
+    topics: std::collections::HashSet<String>,
+    sending: tokio::task::JoinSet<Result<(), Error>>,
+}
+
 /// The exactly-once sink.
 pub struct ExactlyOnce {
+    /// Outputs asked at least once, if any.
+    side: Option<SideOutputs>,
     settings: ExactlyOnceSettings,
     positions: SourcePositions,
     /// The replica's one transaction (every mode but per partition).
@@ -569,6 +585,7 @@ impl ExactlyOnce {
             *k.failure.lock().expect("not poisoned") = Some(failure.clone());
         }
         Ok(ExactlyOnce {
+            side: None,
             settings,
             positions,
             single,
@@ -577,6 +594,43 @@ impl ExactlyOnce {
             committed: Vec::new(),
             commits: Default::default(),
         })
+    }
+
+    /// Sends the records of `topics` by `producer`, at least once, outside the transactions;
+    /// each commit first waits until Kafka acknowledged every one sent before it.
+    pub fn with_side_outputs(
+        mut self,
+        producer: mfagap_runtime::kafka::Producer,
+        topics: Vec<String>,
+    ) -> ExactlyOnce {
+        if !topics.is_empty() {
+            self.side = Some(SideOutputs {
+                producer,
+                topics: topics.into_iter().collect(),
+                sending: tokio::task::JoinSet::new(),
+            });
+        }
+        self
+    }
+
+    /// Awaits every side-output send started so far. Cancel-safe: the sends run on, and the
+    /// next call awaits what is left.
+    async fn side_delivered(&mut self) -> Result<(), Error> {
+        let Some(side) = self.side.as_mut() else {
+            return Ok(());
+        };
+        while let Some(done) = side.sending.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.fail(e)),
+                Err(e) => {
+                    return Err(
+                        self.fail(Error::fatal(format!("an at-least-once send failed: {e}")))
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     fn txn_for(&self, partition: &str) -> Option<Arc<Mutex<Txn>>> {
@@ -637,6 +691,9 @@ impl ExactlyOnce {
     /// run on, and the next call collects what they committed before it starts others.
     async fn commit_all(&mut self, due_only: bool) -> Result<(), Error> {
         self.collect().await?;
+        // The at-least-once outputs' records of what is about to be committed: acknowledged
+        // first.
+        self.side_delivered().await?;
         let interval = self.settings.interval;
         let topic = self.settings.positions.topic.clone();
         for (partition, txn) in self.open_txns() {
@@ -716,7 +773,7 @@ impl Sink for ExactlyOnce {
         Ok(())
     }
 
-    fn send(&mut self, work: Work) -> Result<(), Error> {
+    fn send(&mut self, mut work: Work) -> Result<(), Error> {
         let txn = self.txn_for(&work.partition);
         if txn.is_none() && self.forgotten.contains(&work.partition) {
             return Ok(()); // handed back: its new owner reads it from the committed position
@@ -729,6 +786,17 @@ impl Sink for ExactlyOnce {
                 work.partition
             ))));
         };
+        if let Some(side) = self.side.as_mut() {
+            let (aside, kept): (Vec<OutRecord>, Vec<OutRecord>) = std::mem::take(&mut work.records)
+                .into_iter()
+                .partition(|r| side.topics.contains(&r.topic));
+            work.records = kept;
+            for r in aside {
+                let producer = side.producer.clone();
+                side.sending
+                    .spawn(async move { producer.deliver(&r).await });
+            }
+        }
         let sent = txn.lock().expect("not poisoned").send(&work);
         match sent {
             Err(e)

@@ -64,7 +64,8 @@ pub(crate) fn output_records(b: &Broker, topic: &str) -> Vec<Value> {
             let v: Value = serde_json::from_slice(&r.payload).unwrap();
             assert_eq!(r.headers["category"], v["category"].as_str().unwrap());
             assert_eq!(r.headers["reason"], v["reason"].as_str().unwrap());
-            assert_eq!(r.headers["schemaVersion"], "1");
+            assert_eq!(r.headers["schemaVersion"], "2");
+            assert_eq!(r.headers["format"], "native");
             assert_eq!(r.headers["tenantId"], v["tenantId"].as_str().unwrap_or(""));
             let key = v["userId"]
                 .as_str()
