@@ -6,6 +6,9 @@
 //! CPU-second, the figure that says how fast one core is), records/s, and the child's peak RSS
 //! measured by the kernel (`wait4`). A small input is run too, to show that memory does not grow
 //! with the input. Targets: ≥ 400 MB/s per core, peak RSS < 100 MB.
+//!
+//! Then each output format on the large input, every core, in the same run: the CPU time of
+//! OCSF (both versions) and ECS against the native record's. Target: each costs ≤ 25% more.
 
 use mfagap_generate::{Generator, GeneratorConfig};
 use std::fs::File;
@@ -31,7 +34,7 @@ fn main() {
     let mut worst_core = f64::MAX;
     let mut worst_rss = 0.0f64;
     for (path, threads) in [(&small, 1), (&big, 1), (&big, cores)] {
-        let r = run(path, threads);
+        let r = run(path, threads, &[]);
         println!(
             "{:>10.0} {:>8} {:>8.2} {:>10.0} {:>12.2} {:>12.0} {:>12.0} {:>10.1}",
             r.bytes as f64 / 1e6,
@@ -50,6 +53,49 @@ fn main() {
         "per core: {worst_core:.0} MB/s (target 400) {}; peak RSS {worst_rss:.1} MB (target < 100) {}",
         verdict(worst_core >= 400.0),
         verdict(worst_rss < 100.0)
+    );
+
+    println!();
+    println!(
+        "{:>14} {:>8} {:>10} {:>8} {:>12} {:>10} {:>10}",
+        "format", "wall s", "MB/s", "CPU s", "records/s", "RSS MB", "CPU cost"
+    );
+    let formats: [(&str, &[&str]); 4] = [
+        ("native", &["--format", "native"]),
+        (
+            "ocsf 1.8.0",
+            &["--format", "ocsf", "--ocsf-version", "1.8.0"],
+        ),
+        (
+            "ocsf 1.1.0",
+            &["--format", "ocsf", "--ocsf-version", "1.1.0"],
+        ),
+        ("ecs", &["--format", "ecs"]),
+    ];
+    let mut native_cpu = 0.0;
+    let mut worst_cost = 0.0f64;
+    for (name, args) in formats {
+        let r = run(&big, cores, args);
+        if name == "native" {
+            native_cpu = r.cpu;
+        }
+        let cost = r.cpu / native_cpu - 1.0;
+        worst_cost = worst_cost.max(cost);
+        println!(
+            "{:>14} {:>8.2} {:>10.0} {:>8.2} {:>12.0} {:>10.1} {:>9.1}%",
+            name,
+            r.wall,
+            r.bytes as f64 / 1e6 / r.wall,
+            r.cpu,
+            r.records as f64 / r.wall,
+            r.rss_mb,
+            cost * 100.0
+        );
+    }
+    println!(
+        "OCSF and ECS cost at most {:.1}% CPU against native (target ≤ 25%) {}",
+        worst_cost * 100.0,
+        verdict(worst_cost <= 0.25)
     );
 }
 
@@ -87,7 +133,7 @@ struct Run {
     rss_mb: f64,
 }
 
-fn run(path: &Path, threads: usize) -> Run {
+fn run(path: &Path, threads: usize, extra: &[&str]) -> Run {
     let stats = path.with_extension(format!("stats-{threads}.json"));
     let started = Instant::now();
     // Reaped by `wait4` below, which also returns its resource usage.
@@ -95,6 +141,7 @@ fn run(path: &Path, threads: usize) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mfagap"))
         .args(["filter", "--threads", &threads.to_string(), "--stats"])
         .arg(&stats)
+        .args(extra)
         .arg(path)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
