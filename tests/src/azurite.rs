@@ -52,6 +52,14 @@ elif op == "download":
         with open(path, "wb") as f:
             client.download_blob(b.name).readinto(f)
         print(json.dumps(path))
+elif op == "sas":
+    import datetime
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+    container, permissions = args
+    expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    print(generate_container_sas(
+        service.account_name, container, account_key=service.credential.account_key,
+        permission=ContainerSasPermissions.from_string(permissions), expiry=expiry))
 else:
     sys.exit(f"unknown operation {op}")
 "#;
@@ -218,6 +226,12 @@ impl Azurite {
             .into_iter()
             .map(|v| serde_json::from_value(v).context("a (name, metadata) pair"))
             .collect()
+    }
+
+    /// A container SAS token (the query string, no `?`) granting only `permissions` (`rl`:
+    /// read and list), signed with the account key by Azure's own Python client.
+    pub fn container_sas(&self, container: &str, permissions: &str) -> Result<String> {
+        Ok(self.ops("sas", [container, permissions])?.trim().to_owned())
     }
 
     /// Writes (or overwrites) one block blob.

@@ -8,7 +8,8 @@
 //! - `commit`: the exactly-once publish protocol and its crash points;
 //! - [`storage`]: a local directory or object storage behind five operations;
 //! - `deadletter`: values that are not output records, with the reason;
-//! - [`config`]: the flags and the [`ArchiveSettings`] they become; [`metrics`]: every series.
+//! - [`config`]: the flags and the [`ArchiveSettings`] they become; [`metrics`]: every series;
+//! - [`check`]: the preflight of its Kafka and its storage (`mfagap check`).
 //!
 //! It depends on `mfagap-core` (the record, its Arrow schema) and `mfagap-runtime` (settings,
 //! logging, signals, `/metrics` and health, Kafka clients) only. ARCHITECTURE.md draws the
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod archive;
+pub mod check;
 mod commit;
 pub mod config;
 mod deadletter;

@@ -6,14 +6,17 @@
 //! - [`pipeline`]: decode and classify once (the core's `Processor`), encode per output
 //!   (the core's encoders), turn bad input into dead letters (`deadletter`);
 //! - [`sink`]: delivery — the sink takes each message's records and decides when a source
-//!   position may move ([`sink::AtLeastOnce`] today); `offsets` is the tracker it keeps;
-//! - [`config`]: the flags and the [`IngestSettings`] they become; `metrics`: every series.
+//!   position may move ([`sink::AtLeastOnce`], [`sink::ExactlyOnce`]); `offsets` is the
+//!   tracker the first keeps;
+//! - [`config`]: the flags and the [`IngestSettings`] they become; `metrics`: every series;
+//! - [`check`]: the preflight of the source and the output (`mfagap check`).
 //!
 //! What every service shares (secrets, config file, logging, signals, `/metrics` and health,
 //! Kafka clients) is `mfagap-runtime`'s. ARCHITECTURE.md draws the whole path.
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod config;
 mod deadletter;
 pub mod metrics;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod broker;
+mod check;
 mod filter;
 mod generate;
 mod progress;
@@ -34,6 +35,9 @@ enum Command {
     /// Run ingest and archiver in one process: by default on synthetic sign-ins and an
     /// in-process Kafka, with nothing to install; prints a summary and writes the report.
     Run(Box<run::RunArgs>),
+    /// Check a deployment's settings against the parts they name (Event Hubs, checkpoint
+    /// container, Kafka, dataset storage): one line per check, exit 0 only when all pass.
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
     // The config file's keys are the flags of the command being run.
     let lookup = |key: &str| match argv.get(1).and_then(|a| a.to_str()) {
         Some("archive") => mfagap_archiver::config::env_of(key),
-        Some("run") => run::env_of(key),
+        Some("run") | Some("check") => run::env_of(key),
         _ => mfagap_ingest::config::env_of(key),
     };
     if let Err(e) = mfagap_runtime::config::apply_config_file_with(&argv, &lookup) {
@@ -54,6 +58,11 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Check(args) => match check::run(args) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Ingest(args) => return mfagap_ingest::main_with(*args),
         Command::Archive(args) => return mfagap_archiver::main_with(*args),
     };

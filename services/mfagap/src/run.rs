@@ -196,7 +196,7 @@ pub(crate) fn env_of(key: &str) -> Option<String> {
 
 /// A service's settings as its own command would read them with no flags: defaults, the
 /// `MFAGAP_…` variables and what the config file put there.
-fn from_environment<A: clap::Args>(name: &str) -> Result<A> {
+pub(crate) fn from_environment<A: clap::Args>(name: &str) -> Result<A> {
     #[derive(Parser)]
     struct Settings<A: clap::Args> {
         #[command(flatten)]

@@ -1580,3 +1580,138 @@ fn chaos() {
     assert_eq!((missing, twice, extra), (0, 0, 0));
     assert_eq!(dataset.len(), want.len());
 }
+
+/// `mfagap check` on a good setup (the double, Azurite, a broker, a local dataset), then with
+/// one part broken at a time: each broken part fails on its own line with its fix, the others
+/// stay ok, the exit status says so, and no secret is printed.
+#[test]
+fn check_passes_on_a_good_setup_and_names_each_broken_part() {
+    let w = World::new(Kind::Noida);
+    let archiver_dead = unique("adl");
+    w.broker.create_topic(&archiver_dead, 1).unwrap();
+    let data = w.dir.path().join("dataset");
+    let cs = w.double.emulator_connection_string();
+    let check = |env: &[(&str, &str)]| {
+        let mut cmd = w.command();
+        cmd.args(["check", "--timeout", "5s"])
+            .env("MFAGAP_SOURCE", "eventhubs")
+            .env("MFAGAP_EVENTHUBS_CONNECTION_STRING", &cs)
+            .env("MFAGAP_CONSUMER_GROUP", "mfagap-ingest")
+            .env("MFAGAP_KAFKA_BOOTSTRAP", &w.broker.bootstrap)
+            .env("MFAGAP_TOPIC", &w.output)
+            .env("MFAGAP_DEAD_LETTER_TOPIC", &w.dead)
+            .env("MFAGAP_ARCHIVER_DEAD_LETTER_TOPIC", &archiver_dead)
+            .env("MFAGAP_DELIVERY", "exactly-once")
+            .env("MFAGAP_POSITIONS_TOPIC", unique("positions"))
+            .env("MFAGAP_DATA", &data);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), stdout, all)
+    };
+    let failed = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("FAILED  "))
+            .map(|l| l.split(':').next().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let (ok, stdout, all) = check(&[]);
+    assert!(ok, "a good setup passes:\n{all}");
+    for part in [
+        "event hub",
+        "consumer group",
+        "checkpoint store",
+        "kafka output",
+        "kafka transactions",
+        "kafka input",
+        "dataset",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("ok      {part}"))),
+            "{part} is checked:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("partitions 0, 1, 2, 3"), "{stdout}");
+    assert!(!all.contains(w.double.key()), "the key never appears");
+
+    let wrong_key = "V1JPTkctS0VZLW5vdC10aGUtcmlnaHQtb25lLWF0LWFsbA==";
+    let bad_cs = cs.replace(w.double.key(), wrong_key);
+    let other_hub = cs.replace(
+        &format!("EntityPath={}", w.double.event_hub()),
+        "EntityPath=no-such-hub",
+    );
+    let sas = w.azurite.container_sas(&w.container, "rl").unwrap();
+    let read_only = format!("azure_storage_sas_key={sas}");
+    let file = w.dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under_a_file = file.join("dataset");
+    let nowhere = format!("127.0.0.1:{}", mfagap_testkit::port());
+    // (what is broken, the variables that break it, the lines that fail, words of the fix)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>, &'a str);
+    let cases: [Case; 7] = [
+        (
+            "wrong SAS key",
+            vec![("MFAGAP_EVENTHUBS_CONNECTION_STRING", &bad_cs)],
+            vec!["event hub"],
+            "key",
+        ),
+        (
+            "unknown event hub",
+            vec![("MFAGAP_EVENTHUBS_CONNECTION_STRING", &other_hub)],
+            vec!["event hub"],
+            "--eventhub",
+        ),
+        (
+            "missing consumer group",
+            vec![("MFAGAP_CONSUMER_GROUP", "no-such-group")],
+            vec!["consumer group"],
+            "create the consumer group no-such-group",
+        ),
+        (
+            "missing checkpoint container",
+            vec![("MFAGAP_CHECKPOINT_STORE", "az://no-such-container")],
+            vec!["checkpoint store"],
+            "create the container",
+        ),
+        (
+            "read-only checkpoint container",
+            vec![("MFAGAP_CHECKPOINT_STORE_OPTIONS", &read_only)],
+            vec!["checkpoint store"],
+            "Storage Blob Data Contributor",
+        ),
+        (
+            "unreachable broker",
+            vec![("MFAGAP_KAFKA_BOOTSTRAP", &nowhere)],
+            vec!["kafka output", "kafka input"],
+            "bootstrap servers",
+        ),
+        (
+            "unwritable dataset path",
+            vec![("MFAGAP_DATA", under_a_file.to_str().unwrap())],
+            vec!["dataset"],
+            "--data",
+        ),
+    ];
+    for (what, env, parts, fix) in cases {
+        let (ok, stdout, all) = check(&env);
+        assert!(!ok, "{what}: exit status 1\n{all}");
+        assert_eq!(
+            failed(&stdout),
+            parts,
+            "{what}: only its own lines fail\n{stdout}"
+        );
+        assert!(
+            stdout.contains(fix),
+            "{what}: the fix says {fix:?}\n{stdout}"
+        );
+        assert!(!all.contains(wrong_key), "{what}: the key never appears");
+        assert!(!all.contains(&sas), "{what}: the SAS never appears");
+    }
+}

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The commands whose flags the README documents.
-const COMMANDS: [&str; 4] = ["ingest", "archive", "run", "report"];
+const COMMANDS: [&str; 5] = ["ingest", "archive", "run", "report", "check"];
 
 /// One long flag as `--help` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,8 +338,10 @@ fn the_readme_documents_every_flag_of_every_command_and_no_other() {
     let mut all = Vec::new();
     for command in COMMANDS {
         let flags = parse_help(&help(command));
+        // Every command has at least three flags (`check` has three); fewer means the
+        // parser lost some.
         assert!(
-            flags.len() >= 5,
+            flags.len() >= 3,
             "mfagap {command} --help parsed into only {flags:?}"
         );
         all.extend(problems(&readme, command, &flags));

@@ -12,6 +12,7 @@
 //! - [`kafka`]: the one place where Kafka clients are configured and created (defaults,
 //!   operator properties, forced settings, redacted logging, scrubbed errors, statistics),
 //!   consumer lag from statistics, and the retrying producer with per-service metric names.
+//! - [`check`]: the preflight checks' outcome, one line per external part.
 //! - [`Backoff`]: the one retry schedule; [`Error`]: errors whose [`ErrorKind`] steers a
 //!   loop (retry, stop, give up a partition), so no caller matches on error text.
 //!
@@ -21,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod check;
 pub mod config;
 mod error;
 pub mod kafka;

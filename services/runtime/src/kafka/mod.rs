@@ -176,6 +176,59 @@ impl KafkaConfig {
     }
 }
 
+/// Preflight of a Kafka cluster through `client`: it answers a metadata request within
+/// `timeout`, and each of `topics` (name, what it is for) exists. `part` names the cluster's
+/// role in the lines (`kafka output`, …); `missing_fix` says what to do about a missing topic.
+pub fn check_topics<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    part: &str,
+    bootstrap: &str,
+    topics: &[(&str, &str)],
+    missing_fix: &str,
+    timeout: std::time::Duration,
+) -> Vec<crate::check::Check> {
+    use crate::check::Check;
+    let metadata = match client.fetch_metadata(None, timeout) {
+        Ok(m) => m,
+        Err(e) => {
+            return vec![Check::failed(
+                part,
+                format!("{bootstrap} did not answer within {timeout:?}: {e}"),
+                "check the bootstrap servers, that the brokers are reachable from here, and the TLS/SASL properties (-X)",
+            )];
+        }
+    };
+    let mut checks = vec![Check::ok(
+        part,
+        format!("{bootstrap}: {} broker(s) answer", metadata.brokers().len()),
+    )];
+    for (topic, what) in topics {
+        let found = metadata.topics().iter().find(|t| t.name() == *topic);
+        checks.push(match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Check::ok(
+                format!("{part} topic {topic}"),
+                format!("{what}, {} partition(s)", t.partitions().len()),
+            ),
+            Some(t) if t.error().is_some() => Check::failed(
+                format!("{part} topic {topic}"),
+                format!(
+                    "{what}: the broker answers {}",
+                    t.error()
+                        .map(|e| rdkafka::types::RDKafkaErrorCode::from(e).to_string())
+                        .unwrap_or_default()
+                ),
+                missing_fix,
+            ),
+            _ => Check::failed(
+                format!("{part} topic {topic}"),
+                format!("{what}: no such topic"),
+                missing_fix,
+            ),
+        });
+    }
+    checks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,60 @@ impl BlobCheckpointStore {
         })
     }
 
+    /// Preflight: the container lists, and a probe blob can be created (if absent, as
+    /// ownership claims are) and deleted under the store's prefix.
+    pub async fn check(&self) -> mfagap_runtime::check::Check {
+        use mfagap_runtime::check::Check;
+        let part = "checkpoint store";
+        let fail = |what: &str, e: &object_store::Error| {
+            let (status, code) = http_answer(e);
+            let denied = matches!(
+                e,
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+            ) || matches!(status, Some(401 | 403));
+            let fix = if matches!(e, object_store::Error::NotFound { .. }) || status == Some(404) {
+                "create the container, or correct --checkpoint-store"
+            } else if denied {
+                "give the identity the Storage Blob Data Contributor role on the container, or use a SAS with read, list, write, create and delete (--checkpoint-store-option)"
+            } else {
+                "check --checkpoint-store, the storage account's network access and --checkpoint-store-option"
+            };
+            let answer = match (status, code) {
+                (Some(s), Some(c)) => format!("HTTP {s} ({c})"),
+                (Some(s), None) => format!("HTTP {s}"),
+                _ => super::connect::causes(e),
+            };
+            Check::failed(
+                part,
+                format!("{}: cannot {what}: {answer}", self.location),
+                fix,
+            )
+        };
+        let listing: Result<Vec<_>, _> = self.store.list(Some(&self.path(""))).try_collect().await;
+        if let Err(e) = listing {
+            return fail("list the container", &e);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let probe = self.path(&format!(".mfagap-check-{}-{nanos}", std::process::id()));
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        if let Err(e) = self.store.put_opts(&probe, "probe".into(), opts).await {
+            return fail("write a blob", &e);
+        }
+        if let Err(e) = object_store::ObjectStoreExt::delete(&*self.store, &probe).await {
+            return fail("delete the probe blob it wrote", &e);
+        }
+        Check::ok(
+            part,
+            format!("{}: listed, wrote and deleted a probe blob", self.location),
+        )
+    }
+
     /// The same store, resuming partitions under exactly-once delivery (see
     /// [`ExactlyOnceStarts`]).
     pub fn with_exactly_once(mut self, starts: Arc<ExactlyOnceStarts>) -> BlobCheckpointStore {
@@ -311,6 +365,23 @@ struct Blob {
     sequence_number: Option<String>,
     etag: Option<String>,
     modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// The HTTP status and Azure error code of a storage error, for the preflight's hint.
+/// `object_store` keeps the status in an error type it does not export, so it is read from
+/// the error's text (`… status code: 404 Not Found: <Error><Code>ContainerNotFound</Code>…`).
+fn http_answer(e: &object_store::Error) -> (Option<u16>, Option<String>) {
+    let text = super::connect::causes(e);
+    let status = text
+        .split("status code: ")
+        .nth(1)
+        .and_then(|rest| rest.get(..3).and_then(|d| d.parse::<u16>().ok()));
+    let code = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Code>").next())
+        .map(str::to_owned);
+    (status, code)
 }
 
 /// The blob-name prefix of a consumer group, as every SDK writes it.

@@ -16,6 +16,7 @@
 //! processor does not give up ownership on shutdown: `close` clears this replica's ownership
 //! blobs after the last checkpoints, so the others take over at once.
 
+pub mod check;
 pub(crate) mod checkpoint_store;
 pub(crate) mod checkpointer;
 mod config;

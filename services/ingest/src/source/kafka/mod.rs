@@ -95,68 +95,76 @@ pub struct KafkaSource {
     instance: Option<String>,
 }
 
+/// The source consumer's settings (without statistics) and its topics; errors name the
+/// missing flag.
+pub(crate) fn client_config(config: &KafkaSettings) -> Result<(KafkaConfig, Vec<String>)> {
+    let conn = config
+        .connection_string
+        .as_ref()
+        .map(ConnectionInfo::parse)
+        .transpose()?;
+    let bootstrap = match (&config.bootstrap, &conn) {
+        (Some(b), _) => b.clone(),
+        (None, Some(c)) => c.kafka_bootstrap(),
+        (None, None) => {
+            bail!("the kafka source needs --source-bootstrap or an Event Hubs connection string")
+        }
+    };
+    let mut topics = config.topics.clone();
+    if topics.is_empty() {
+        match conn.as_ref().and_then(|c| c.entity_path.clone()) {
+            Some(hub) => topics.push(hub),
+            None => bail!("the kafka source needs --source-topic (the event hub name)"),
+        }
+    }
+    let mut c = KafkaConfig::new("Kafka source", &bootstrap);
+    c.set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set(
+            "auto.offset.reset",
+            match config.start {
+                StartPosition::Earliest => "earliest",
+                StartPosition::Latest => "latest",
+            },
+        )
+        // What Event Hubs needs, and harmless elsewhere: keepalive, idle and metadata
+        // timers under Azure's 240 s idle cut-off, a 60 s request timeout, fetches < 1 MB.
+        .set("socket.keepalive.enable", "true")
+        .set("metadata.max.age.ms", "180000")
+        .set("connections.max.idle.ms", "180000")
+        .set("socket.timeout.ms", "60000")
+        // The prefetch queue is the consumer's memory: keep it modest.
+        .set("queued.max.messages.kbytes", "16384")
+        .set("session.timeout.ms", "30000")
+        .set("heartbeat.interval.ms", "3000")
+        .set("max.partition.fetch.bytes", "1000000")
+        .set("fetch.max.bytes", "1000000")
+        .set("message.max.bytes", "1000000");
+    if let (Some(conn), Some(secret)) = (&conn, &config.connection_string) {
+        c.set(
+            "security.protocol",
+            if conn.emulator {
+                "SASL_PLAINTEXT"
+            } else {
+                "SASL_SSL"
+            },
+        )
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", "$ConnectionString")
+        .set_secret("sasl.password", secret);
+    }
+    c.operator(&config.properties);
+    Ok((c, topics))
+}
+
 impl KafkaSource {
     /// Creates the consumer and subscribes to the topics; errors name the missing flag.
     pub fn new(config: &KafkaSettings) -> Result<KafkaSource> {
-        let conn = config
-            .connection_string
-            .as_ref()
-            .map(ConnectionInfo::parse)
-            .transpose()?;
-        let bootstrap = match (&config.bootstrap, &conn) {
-            (Some(b), _) => b.clone(),
-            (None, Some(c)) => c.kafka_bootstrap(),
-            (None, None) => bail!(
-                "the kafka source needs --source-bootstrap or an Event Hubs connection string"
-            ),
-        };
-        let mut topics = config.topics.clone();
-        if topics.is_empty() {
-            match conn.as_ref().and_then(|c| c.entity_path.clone()) {
-                Some(hub) => topics.push(hub),
-                None => bail!("the kafka source needs --source-topic (the event hub name)"),
-            }
-        }
-        let mut c = KafkaConfig::new("Kafka source", &bootstrap);
-        c.set("group.id", &config.group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set(
-                "auto.offset.reset",
-                match config.start {
-                    StartPosition::Earliest => "earliest",
-                    StartPosition::Latest => "latest",
-                },
-            )
-            // What Event Hubs needs, and harmless elsewhere: keepalive, idle and metadata
-            // timers under Azure's 240 s idle cut-off, a 60 s request timeout, fetches < 1 MB.
-            .set("socket.keepalive.enable", "true")
-            .set("metadata.max.age.ms", "180000")
-            .set("connections.max.idle.ms", "180000")
-            .set("socket.timeout.ms", "60000")
-            // The prefetch queue is the consumer's memory: keep it modest.
-            .set("queued.max.messages.kbytes", "16384")
-            .set("session.timeout.ms", "30000")
-            .set("heartbeat.interval.ms", "3000")
-            .set("max.partition.fetch.bytes", "1000000")
-            .set("fetch.max.bytes", "1000000")
-            .set("message.max.bytes", "1000000");
-        if let (Some(conn), Some(secret)) = (&conn, &config.connection_string) {
-            c.set(
-                "security.protocol",
-                if conn.emulator {
-                    "SASL_PLAINTEXT"
-                } else {
-                    "SASL_SSL"
-                },
-            )
-            .set("sasl.mechanism", "PLAIN")
-            .set("sasl.username", "$ConnectionString")
-            .set_secret("sasl.password", secret);
-        }
-        c.operator(&config.properties).statistics();
-        tracing::info!(?topics, group = %config.group, event_hubs = conn.is_some(), "Kafka source topics");
+        let (mut c, topics) = client_config(config)?;
+        c.statistics();
+        tracing::info!(?topics, group = %config.group, event_hubs = config.connection_string.is_some(), "Kafka source topics");
         let revoked = Arc::new(Mutex::new(Vec::new()));
         let lag = ConsumerLag::default();
         let exactly_once = Arc::new(std::sync::OnceLock::new());
