@@ -169,3 +169,14 @@ if ! [ -f "$deploy_mark" ] || ! [ -x .tools/bin/check-jsonschema ] \
   done
   touch "$deploy_mark"
 fi
+
+# promtool checks the alerting rules and runs their unit tests (deploy/observability, run by
+# tests/tests/deploy.rs): Debian's prometheus package ships it. Without its recommends (the
+# node exporter); the package's own server is neither needed nor started by the tests.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "installing promtool (Debian's prometheus package)"
+  apt_install --no-install-recommends prometheus
+fi
+if ! [ -x .tools/bin/promtool ]; then
+  ln -sf "$(command -v promtool)" .tools/bin/promtool
+fi

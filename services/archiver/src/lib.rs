@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 /// Runs the service until `stop` is cancelled, then publishes what it holds.
 pub async fn run(settings: ArchiveSettings, stop: CancellationToken) -> Result<Summary> {
     let handle = mfagap_runtime::metrics::install();
+    metrics::register();
     let ready = Readiness::default();
     let addr = server::serve(settings.listen, handle, ready.clone(), stop.child_token()).await?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");

@@ -105,3 +105,142 @@ pub fn buffered(rows: u64, bytes: u64) {
     gauge!(BUFFERED_ROWS).set(rows as f64);
     gauge!(BUFFERED_BYTES).set(bytes as f64);
 }
+
+/// Counter: dead letters the dead-letter producer had acknowledged, by `kind`
+/// (`mfagap_runtime::kafka::Producer`, which names its series after [`PREFIX`]).
+pub const PRODUCED: &str = "mfagap_archiver_produced_total";
+/// Histogram: from sending a dead letter to Kafka's acknowledgement.
+pub const PRODUCE_LATENCY: &str = "mfagap_archiver_produce_latency_seconds";
+/// Counter: dead-letter sends retried after an error.
+pub const PRODUCE_RETRIES: &str = "mfagap_archiver_produce_retries_total";
+
+/// Every reason a value is refused for (`deadletter::Refusal`), each counted from zero.
+const DEAD_LETTER_REASONS: [&str; 5] = [
+    "empty",
+    "not_json",
+    "not_a_record",
+    "schema_version",
+    "format",
+];
+
+/// Registers every series whose first event may come late or never (a published file, a
+/// storage retry, a fenced unit, a dead letter…), so that `/metrics` lists them from the
+/// start: a dashboard shows 0 rather than nothing, `increase()` counts the first event, and
+/// an archiver that never published anything is seen doing so (README.md, "Alerts and
+/// runbooks"). Counters start at zero; gauges and histograms are registered without a
+/// value, so one already set keeps it.
+pub fn register() {
+    for name in [
+        MESSAGES,
+        ROWS,
+        FILES,
+        BYTES,
+        UNITS,
+        PUBLISH_RETRIES,
+        FENCED,
+        ROLLED_FORWARD,
+        PRODUCE_RETRIES,
+    ] {
+        counter!(name).increment(0);
+    }
+    counter!(PRODUCED, "kind" => "dead_letter").increment(0);
+    for reason in DEAD_LETTER_REASONS {
+        counter!(DEAD_LETTERS, "reason" => reason).increment(0);
+    }
+    for name in [BUFFERED_ROWS, BUFFERED_BYTES, ASSIGNED, AT_END] {
+        let _ = gauge!(name);
+    }
+    for name in [PUBLISH_LATENCY, PRODUCE_LATENCY] {
+        let _ = histogram!(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `name` (any labels) in the rendered text.
+    fn series<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_series_of_late_events_are_exported_from_the_start() {
+        let handle = mfagap_runtime::metrics::install();
+        // A gauge already set keeps its value when the series are registered.
+        buffered(7, 4096);
+        register();
+        let text = handle.render();
+        for name in [
+            MESSAGES,
+            ROWS,
+            FILES,
+            BYTES,
+            UNITS,
+            PUBLISH_RETRIES,
+            FENCED,
+            ROLLED_FORWARD,
+            PRODUCE_RETRIES,
+            ASSIGNED,
+            AT_END,
+        ] {
+            assert_eq!(series(&text, name).len(), 1, "{name}:\n{text}");
+        }
+        assert_eq!(series(&text, BUFFERED_ROWS), [format!("{BUFFERED_ROWS} 7")]);
+        assert_eq!(
+            series(&text, PRODUCED),
+            [format!("{PRODUCED}{{kind=\"dead_letter\"}} 0")]
+        );
+        let dead_letters = series(&text, DEAD_LETTERS);
+        for reason in DEAD_LETTER_REASONS {
+            let label = format!("reason=\"{reason}\"");
+            assert!(
+                dead_letters.iter().any(|l| l.contains(&label)),
+                "{DEAD_LETTERS} {reason}:\n{text}"
+            );
+        }
+        for name in [PUBLISH_LATENCY, PRODUCE_LATENCY] {
+            assert!(
+                text.contains(&format!("# TYPE {name} histogram")),
+                "{name}:\n{text}"
+            );
+            assert!(
+                !series(&text, &format!("{name}_bucket")).is_empty(),
+                "{name}:\n{text}"
+            );
+        }
+        assert_eq!(PRODUCED, format!("{PREFIX}_produced_total"));
+        assert_eq!(PRODUCE_LATENCY, format!("{PREFIX}_produce_latency_seconds"));
+        assert_eq!(PRODUCE_RETRIES, format!("{PREFIX}_produce_retries_total"));
+    }
+
+    #[test]
+    fn every_reason_a_value_is_refused_for_is_counted_from_zero() {
+        use crate::deadletter::parse;
+        let valid = br#"{"id":"x"}"#;
+        // Payload, schemaVersion header, format header.
+        let refused: [[Option<&[u8]>; 3]; 6] = [
+            [None, None, None],
+            [Some(b"{\"id\":"), None, None],
+            [Some(&[0xff, 0xfe]), None, None],
+            [Some(valid), None, None],
+            [Some(valid), Some(b"3"), None],
+            [Some(valid), None, Some(b"ocsf")],
+        ];
+        let mut reasons = std::collections::BTreeSet::new();
+        for [payload, version, format] in refused {
+            let reason = parse(payload, version, format).unwrap_err().reason;
+            assert!(
+                DEAD_LETTER_REASONS.contains(&reason),
+                "{reason} is not registered at zero"
+            );
+            reasons.insert(reason);
+        }
+        assert_eq!(reasons.len(), DEAD_LETTER_REASONS.len(), "{reasons:?}");
+    }
+}

@@ -53,6 +53,7 @@ pub async fn run_observed(
     ready: Readiness,
 ) -> Result<Summary> {
     let handle = mfagap_runtime::metrics::install();
+    metrics::register();
     let addr = server::serve(settings.listen, handle, ready.clone(), stop.child_token()).await?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health/live and /health/ready");
     // The source first: its settings are checked (and a Kafka source joins its group) before

@@ -8,7 +8,7 @@
 /// The prefix of every series this service exports.
 pub const PREFIX: &str = "mfagap_ingest";
 
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use mfagap_core::Stats;
 
 /// Counter: message bodies read from the source.
@@ -84,7 +84,6 @@ pub fn lag(partition: &str, lag: i64) {
     gauge!(LAG, "partition" => partition.to_owned()).set(lag as f64);
 }
 
-/// Counter: Event Hubs checkpoints written to the Blob store.
 /// Transactions ended, by outcome (`committed`, `aborted`): exactly-once delivery.
 pub const TRANSACTIONS: &str = "mfagap_ingest_transactions_total";
 /// How long committing a transaction took (send offsets or positions, then commit).
@@ -157,4 +156,107 @@ pub fn partition_fenced() {
 /// The Event Hubs client was opened again after an error.
 pub fn processor_restarted() {
     counter!(PROCESSOR_RESTARTS).increment(1);
+}
+
+/// Histogram: from send to Kafka's acknowledgement, recorded by the shared producer
+/// (`mfagap_runtime::kafka::Producer`, which names its series after [`PREFIX`]).
+pub const PRODUCE_LATENCY: &str = "mfagap_ingest_produce_latency_seconds";
+/// Counter: sends the shared producer retried after an error.
+pub const PRODUCE_RETRIES: &str = "mfagap_ingest_produce_retries_total";
+
+/// Registers every series whose first event may come late or never (a message read, a
+/// reopen, a fenced partition, an aborted transaction, a retried send…), so that `/metrics`
+/// lists them from the start: a dashboard shows 0 rather than nothing, `increase()` counts
+/// the first event, and a service that never read anything is seen doing so (README.md,
+/// "Alerts and runbooks"). Counters start at zero; gauges and histograms are registered
+/// without a value, so one already set (the partitions the Event Hubs source owns) keeps it.
+/// The Event Hubs series are registered whatever the source: with another one they stay at
+/// zero.
+pub fn register() {
+    for name in [
+        MESSAGES,
+        DUPLICATES,
+        COMMITS,
+        PRODUCE_RETRIES,
+        CHECKPOINTS,
+        CHECKPOINT_FAILURES,
+        PARTITIONS_LOST,
+        PARTITIONS_FENCED,
+        PROCESSOR_RESTARTS,
+    ] {
+        counter!(name).increment(0);
+    }
+    for outcome in ["committed", "aborted"] {
+        counter!(TRANSACTIONS, "outcome" => outcome).increment(0);
+    }
+    for name in [IN_FLIGHT, OWNED_PARTITIONS] {
+        let _ = gauge!(name);
+    }
+    for name in [PRODUCE_LATENCY, TRANSACTION_COMMIT_LATENCY] {
+        let _ = histogram!(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `name` (any labels) in the rendered text.
+    fn series<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_series_of_late_events_are_exported_from_the_start() {
+        let handle = mfagap_runtime::metrics::install();
+        // A gauge already set keeps its value when the series are registered.
+        owned_partitions(3);
+        register();
+        let text = handle.render();
+        for name in [
+            MESSAGES,
+            DUPLICATES,
+            COMMITS,
+            PRODUCE_RETRIES,
+            CHECKPOINTS,
+            CHECKPOINT_FAILURES,
+            PARTITIONS_LOST,
+            PARTITIONS_FENCED,
+            PROCESSOR_RESTARTS,
+            IN_FLIGHT,
+        ] {
+            assert_eq!(series(&text, name).len(), 1, "{name}:\n{text}");
+        }
+        let transactions = series(&text, TRANSACTIONS);
+        for outcome in ["committed", "aborted"] {
+            let label = format!("outcome=\"{outcome}\"");
+            assert!(
+                transactions.iter().any(|l| l.contains(&label)),
+                "{TRANSACTIONS} {outcome}:\n{text}"
+            );
+        }
+        assert_eq!(
+            series(&text, OWNED_PARTITIONS),
+            [format!("{OWNED_PARTITIONS} 3")]
+        );
+        // Histograms with buckets (the `_seconds` bounds of the recorder), not summaries.
+        for name in [PRODUCE_LATENCY, TRANSACTION_COMMIT_LATENCY] {
+            assert!(
+                text.contains(&format!("# TYPE {name} histogram")),
+                "{name}:\n{text}"
+            );
+            assert!(
+                !series(&text, &format!("{name}_bucket")).is_empty(),
+                "{name}:\n{text}"
+            );
+        }
+        // Named as the shared producer names its series.
+        assert_eq!(PRODUCE_LATENCY, format!("{PREFIX}_produce_latency_seconds"));
+        assert_eq!(PRODUCE_RETRIES, format!("{PREFIX}_produce_retries_total"));
+    }
 }

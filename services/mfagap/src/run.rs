@@ -349,6 +349,8 @@ async fn together(
 ) -> Result<Outcome> {
     let started = Instant::now();
     let handle = mfagap_runtime::metrics::install();
+    mfagap_ingest::metrics::register();
+    mfagap_archiver::metrics::register();
     let ready = Readiness::default();
     let endpoint = CancellationToken::new();
     let addr = server::serve(args.listen, handle.clone(), ready.clone(), endpoint.clone()).await?;
