@@ -101,6 +101,14 @@ if ! [ -x .tools/bin/py-python ] || ! [ -f "$py_mark" ]; then
   touch "$py_mark"
 fi
 
+# Chromium, run headless by the HTML report's tests (services/mfagap/tests/report.rs): they
+# render `mfagap report --format html` to a screenshot and to its DOM after the page's script
+# ran. Debian's package; any `chromium` already on the PATH will do.
+if ! command -v chromium >/dev/null 2>&1; then
+  say "installing Chromium"
+  apt_install chromium
+fi
+
 # Azurite, the Azure Blob Storage emulator, from npm: .tools/bin/azurite-blob. Pinned to the
 # newest release that still runs on the Node.js Debian ships (3.36 and later want Node 21+).
 azurite=azurite@3.35.0

@@ -30,7 +30,8 @@ enum Command {
     Ingest(Box<mfagap_ingest::IngestArgs>),
     /// Run the archiver service: the sign-ins without MFA from Kafka to Parquet, exactly once.
     Archive(Box<mfagap_archiver::ArchiveArgs>),
-    /// Write the report (CSV, JSON Lines or a table) of a time window of the Parquet dataset.
+    /// Write the report (CSV, JSON Lines, a table or an HTML page) of a time window of the
+    /// Parquet dataset.
     Report(report::ReportArgs),
     /// Run ingest and archiver in one process: by default on synthetic sign-ins and an
     /// in-process Kafka, with nothing to install; prints a summary and writes the report.

@@ -42,6 +42,13 @@
 //! `policiesNotApplied` (the distinct MFA policies that did not apply to any of the user's
 //! sign-ins, sorted, joined: the policies that should have protected them).
 //! Ordered by `signIns`, most first, then by `userPrincipalName`: the users to look at first.
+//!
+//! # `--format html`
+//!
+//! One self-contained page of the same rows: the totals, the trend per day and reason, the top
+//! users, apps, legacy clients and MFA policies that did not apply, and the `--by-user` table
+//! (the module [`html`]; `--by-user` makes the same page). Memory holds what `--by-user` holds
+//! and one count per day, app, legacy client and policy.
 
 use anyhow::{Context, Result, bail};
 use arrow_array::cast::AsArray;
@@ -59,6 +66,8 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+mod html;
 
 /// The report's columns, in the seed's order, then `reason` and `category`, then the evidence.
 pub(crate) const COLUMNS: [&str; 20] = [
@@ -110,6 +119,8 @@ pub(crate) enum Format {
     Json,
     /// An aligned table for a terminal.
     Table,
+    /// One self-contained HTML page: totals, the trend per day, the top lists and the users.
+    Html,
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,7 +143,8 @@ pub(crate) struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: Format,
-    /// One row per user instead of one per sign-in.
+    /// One row per user instead of one per sign-in (`--format html` makes the same page either
+    /// way: it always has the users' table).
     #[arg(long)]
     pub by_user: bool,
     /// Write here instead of standard output (replaced only once the report is complete).
@@ -669,7 +681,11 @@ impl User {
     }
 }
 
-/// A report being written in one of the formats.
+/// Why a [`Writer`] takes no HTML: the page needs every row before its first line.
+const HTML_IS_A_PAGE: &str =
+    "an HTML report is one page of the whole window: report::html writes it, not a row writer";
+
+/// A report being written in one of the formats (but HTML, see [`html`]).
 pub(crate) struct Writer<W: Write> {
     format: Format,
     by_user: bool,
@@ -717,6 +733,7 @@ impl<W: Write> Writer<W> {
                 w.table.push(header);
                 w.out = Some(out);
             }
+            Format::Html => bail!("{HTML_IS_A_PAGE}"),
         }
         Ok(w)
     }
@@ -758,6 +775,7 @@ impl<W: Write> Writer<W> {
                 });
                 self.json_line(&v)
             }
+            Format::Html => bail!("{HTML_IS_A_PAGE}"),
             Format::Csv | Format::Table => {
                 let cells = [
                     text(&r.user_principal_name).to_owned(),
@@ -810,6 +828,7 @@ impl<W: Write> Writer<W> {
                 });
                 self.json_line(&v)
             }
+            Format::Html => bail!("{HTML_IS_A_PAGE}"),
             Format::Csv | Format::Table => {
                 let cells = vec![
                     u.user_principal_name.clone(),
@@ -912,7 +931,8 @@ fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> Result<()> {
     Ok(())
 }
 
-/// Writes the report of `window` to `out`; returns the number of rows.
+/// Writes the report of `window` to `out`; returns the number of rows (of sign-ins, for the
+/// HTML page).
 pub(crate) fn write<W: Write>(
     dataset: &Dataset,
     window: Window,
@@ -920,6 +940,13 @@ pub(crate) fn write<W: Write>(
     by_user: bool,
     out: W,
 ) -> Result<(u64, W)> {
+    if format == Format::Html {
+        // The same page with or without --by-user: it has the users' table.
+        let mut out = out;
+        let sign_ins = html::write(dataset, window, &mut out)?;
+        out.flush()?;
+        return Ok((sign_ins, out));
+    }
     let mut w = Writer::new(out, format, by_user)?;
     if by_user {
         let mut users = Users::default();
