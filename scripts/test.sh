@@ -17,9 +17,16 @@ if [ -n "${CI:-}" ]; then
   done
 fi
 
-scripts/setup.sh --test
+# What building needs first; the test tools (brokers, readers, emulators, validators: mostly
+# downloads) install in the background while the code builds, and are waited for before the
+# tests run.
+scripts/setup.sh
 # shellcheck disable=SC1091
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+setup_log=$(mktemp)
+scripts/setup.sh --test >"$setup_log" 2>&1 &
+setup_pid=$!
+trap 'kill "$setup_pid" 2>/dev/null || true; rm -f "$setup_log"' EXIT
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,5 +35,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo check of the fuzz target"
 # Its own workspace (a nightly-instrumented build fuzzes it); checking it keeps it building.
 cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target/fuzz-check
+echo "== cargo test (build)"
+cargo test --workspace --locked --no-run
+echo "== the test tools"
+if ! wait "$setup_pid"; then
+  cat "$setup_log" >&2
+  echo "scripts/test.sh: installing the test tools failed (above)" >&2
+  exit 1
+fi
+cat "$setup_log" >&2
 echo "== cargo test"
 cargo test --workspace --locked
