@@ -464,11 +464,7 @@ fn rows_of(batch: &RecordBatch, window: Window, rows: &mut Vec<Row>) -> Result<(
     let providers = text_list("mfaRequirementProviders")?;
     let not_applied = batch
         .column_by_name("mfaPoliciesNotApplied")
-        .map(|c| {
-            c.as_list_opt::<i32>()
-                .cloned()
-                .context("column mfaPoliciesNotApplied is not a list")
-        })
+        .map(PolicyResults::of)
         .transpose()?;
     let (issuer, protocol, transfer, incoming) = (
         newer_text("tokenIssuerType")?,
@@ -540,10 +536,7 @@ fn rows_of(batch: &RecordBatch, window: Window, rows: &mut Vec<Row>) -> Result<(
                 .map(|l| l.iter().flatten().map(str::to_owned).collect())
                 .unwrap_or_default(),
             conditional_access_status: opt(&ca, i),
-            mfa_policies_not_applied: match &not_applied {
-                Some(l) if !l.is_null(i) => policy_results(&l.value(i))?,
-                _ => Vec::new(),
-            },
+            mfa_policies_not_applied: not_applied.as_ref().map(|p| p.row(i)).unwrap_or_default(),
             mfa_requirement_providers: match &providers {
                 Some(l) if !l.is_null(i) => l
                     .value(i)
@@ -563,32 +556,57 @@ fn rows_of(batch: &RecordBatch, window: Window, rows: &mut Vec<Row>) -> Result<(
     Ok(())
 }
 
-/// The `(displayName, result)` pairs of one row's `mfaPoliciesNotApplied`.
-fn policy_results(items: &ArrayRef) -> Result<Vec<(String, String)>> {
-    let s = items
-        .as_struct_opt()
-        .context("mfaPoliciesNotApplied items are not structs")?;
-    let field = |name: &str| -> Result<StringArray> {
-        let c = s
-            .column_by_name(name)
-            .with_context(|| format!("mfaPoliciesNotApplied has no {name}"))?;
-        Ok(arrow_cast::cast(c, &DataType::Utf8)?
-            .as_string::<i32>()
-            .clone())
-    };
-    let (names, results) = (field("displayName")?, field("result")?);
-    Ok((0..s.len())
-        .map(|i| {
-            let get = |a: &StringArray| {
-                if a.is_null(i) {
-                    String::new()
-                } else {
-                    a.value(i).to_owned()
-                }
-            };
-            (get(&names), get(&results))
+/// A batch's `mfaPoliciesNotApplied`: the list column, with its items' two text fields cast
+/// once for the whole batch.
+struct PolicyResults {
+    lists: arrow_array::ListArray,
+    names: StringArray,
+    results: StringArray,
+}
+
+impl PolicyResults {
+    fn of(column: &ArrayRef) -> Result<PolicyResults> {
+        let lists = column
+            .as_list_opt::<i32>()
+            .cloned()
+            .context("column mfaPoliciesNotApplied is not a list")?;
+        let items = lists
+            .values()
+            .as_struct_opt()
+            .context("mfaPoliciesNotApplied items are not structs")?;
+        let field = |name: &str| -> Result<StringArray> {
+            let c = items
+                .column_by_name(name)
+                .with_context(|| format!("mfaPoliciesNotApplied has no {name}"))?;
+            Ok(arrow_cast::cast(c, &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
+        };
+        let (names, results) = (field("displayName")?, field("result")?);
+        Ok(PolicyResults {
+            lists,
+            names,
+            results,
         })
-        .collect())
+    }
+
+    /// The `(displayName, result)` pairs of row `i`.
+    fn row(&self, i: usize) -> Vec<(String, String)> {
+        if self.lists.is_null(i) {
+            return Vec::new();
+        }
+        let offsets = self.lists.value_offsets();
+        let get = |a: &StringArray, j: usize| {
+            if a.is_null(j) {
+                String::new()
+            } else {
+                a.value(j).to_owned()
+            }
+        };
+        (offsets[i] as usize..offsets[i + 1] as usize)
+            .map(|j| (get(&self.names, j), get(&self.results, j)))
+            .collect()
+    }
 }
 
 /// What the report knows of one user.
