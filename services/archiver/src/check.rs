@@ -65,12 +65,9 @@ async fn storage(settings: &ArchiveSettings) -> Check {
         Ok(s) => s,
         Err(e) => return Check::failed(part, format!("{e:#}"), fix),
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
     let probe = Path::from(format!(
-        "_mfagap/check/probe-{}-{nanos}",
-        std::process::id()
+        "_mfagap/check/{}",
+        mfagap_runtime::check::probe_name("probe")
     ));
     match store.create(&probe, "probe".into()).await {
         Ok(true) => {}

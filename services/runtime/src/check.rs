@@ -60,6 +60,15 @@ impl Check {
     }
 }
 
+/// A name for a probe object that no other check (another process, an earlier run) uses:
+/// `stem`, the process id and the time in nanoseconds.
+pub fn probe_name(stem: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{stem}-{}-{nanos}", std::process::id())
+}
+
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.outcome {

@@ -170,10 +170,7 @@ impl BlobCheckpointStore {
         if let Err(e) = listing {
             return fail("list the container", &e);
         }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let probe = self.path(&format!(".mfagap-check-{}-{nanos}", std::process::id()));
+        let probe = self.path(&mfagap_runtime::check::probe_name(".mfagap-check"));
         let opts = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
