@@ -1,14 +1,19 @@
-//! Message bodies to records: the envelope, a bare array, or one record.
+//! Message bodies to records: the envelope `{"records":[…]}`, a Graph page `{"value":[…]}`, a
+//! bare array, or one record; each record a diagnostic record, a Graph `signIn` or a Log
+//! Analytics row (`shape`).
 //!
 //! Two paths give the same answer. The fast path decodes the whole body in one pass into typed,
-//! borrowed records; it is taken for nearly every message. When it fails, or when a record in
-//! it is malformed, the slow path splits the body into raw records first and decodes each on
-//! its own, so one bad record becomes one dead letter carrying its own bytes, and the other
-//! fifty-nine records of the message still flow.
+//! borrowed diagnostic records; it is taken for nearly every message of a diagnostic setting.
+//! When it fails, when a record in it is malformed, or when the records are of another shape
+//! (they have no `category`, so they never pass it), the slow path splits the body into raw
+//! records first, tells each one's shape by its keys and decodes it on its own, so one bad
+//! record becomes one dead letter carrying its own bytes, and the other fifty-nine records of
+//! the message still flow.
 
 use crate::category::Category;
 use crate::input::RawRecord;
 use crate::lenient::Text;
+use crate::shape::{self, Detected, RowOutcome, Shape};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -23,6 +28,8 @@ pub(crate) enum MessageError {
     NotEnvelope(&'static str),
     #[error("\"records\" is not a list: {0}")]
     RecordsNotList(String),
+    #[error("\"value\" of a Graph page is not a list: {0}")]
+    ValueNotList(String),
 }
 
 impl MessageError {
@@ -32,6 +39,7 @@ impl MessageError {
             MessageError::NotJson(_) => "not_json",
             MessageError::NotEnvelope(_) => "not_envelope",
             MessageError::RecordsNotList(_) => "records_not_list",
+            MessageError::ValueNotList(_) => "value_not_list",
         }
     }
 }
@@ -74,6 +82,19 @@ pub enum RecordError {
         /// What is wrong with the time.
         error: crate::timestamp::TimestampError,
     },
+    /// An object with none of the keys of a known shape: what it had instead.
+    #[error(
+        "record of no known shape (not a diagnostic record, a Graph signIn or a Log Analytics row): {0}"
+    )]
+    UnknownShape(String),
+    /// A Graph `signIn` or a Log Analytics row whose category cannot be told.
+    #[error("{shape} record without a category: {detail}")]
+    Uncategorised {
+        /// The shape the record was recognised as.
+        shape: Shape,
+        /// What it had instead.
+        detail: String,
+    },
 }
 
 impl RecordError {
@@ -88,6 +109,8 @@ impl RecordError {
             RecordError::NoStatus(_) => "no_status",
             RecordError::NoTime(_) => "no_time",
             RecordError::BadTime { .. } => "bad_time",
+            RecordError::UnknownShape(_) => "unknown_shape",
+            RecordError::Uncategorised { .. } => "no_category",
         }
     }
 }
@@ -98,12 +121,14 @@ impl RecordError {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Slot<'a> {
-    Record(RawRecord<'a>),
+    Record(RawRecord<'a>, Shape),
     Bad {
         index: usize,
         /// The record's own bytes, for the dead letter.
         raw: &'a [u8],
         error: RecordError,
+        /// `None` when the record is not an object of any known shape.
+        shape: Option<Shape>,
     },
 }
 
@@ -114,7 +139,10 @@ pub(crate) fn decode(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
     let body = std::str::from_utf8(body)
         .map_err(|e| MessageError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
     if let Some(records) = fast(body) {
-        return Ok(records.into_iter().map(Slot::Record).collect());
+        return Ok(records
+            .into_iter()
+            .map(|r| Slot::Record(r, Shape::Diagnostic))
+            .collect());
     }
     slow(body)
 }
@@ -175,10 +203,14 @@ struct CategoryOnly<'a> {
     category: Option<Text<'a>>,
 }
 
+/// The keys that make an object a list of records: a diagnostic (or data export) envelope, or
+/// a Graph page. A record never has them, so an object with neither is one record.
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
     #[serde(borrow, default)]
     records: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
 }
 
 fn slow(body: &str) -> Result<Vec<Slot<'_>>, MessageError> {
@@ -191,11 +223,14 @@ fn slow(body: &str) -> Result<Vec<Slot<'_>>, MessageError> {
         Some(b'{') => {
             let env: RawEnvelope = serde_json::from_str(whole.get())
                 .map_err(|e| MessageError::NotJson(e.to_string()))?;
-            match env.records {
-                Some(list) => serde_json::from_str(list.get()).map_err(|_| {
+            match (env.records, env.value) {
+                (Some(list), _) => serde_json::from_str(list.get()).map_err(|_| {
                     MessageError::RecordsNotList(format!("a JSON {}", kind_of(list.get())))
                 })?,
-                None => vec![whole],
+                (None, Some(list)) => serde_json::from_str(list.get()).map_err(|_| {
+                    MessageError::ValueNotList(format!("a JSON {}", kind_of(list.get())))
+                })?,
+                (None, None) => vec![whole],
             }
         }
         _ => return Err(MessageError::NotEnvelope(kind_of(whole.get()))),
@@ -209,19 +244,55 @@ fn slow(body: &str) -> Result<Vec<Slot<'_>>, MessageError> {
 
 fn record(index: usize, raw: &RawValue) -> Slot<'_> {
     let text = raw.get();
+    let bad = |error, shape| Slot::Bad {
+        index,
+        raw: text.as_bytes(),
+        error,
+        shape,
+    };
+    if first_byte(text.as_bytes()) != Some(b'{') {
+        return bad(RecordError::NotObject, None);
+    }
+    let shape = match shape::detect(text) {
+        Detected::Shape(shape) => shape,
+        Detected::Unknown(seen) => return bad(RecordError::UnknownShape(seen), None),
+    };
+    let decoded = match shape {
+        Shape::Diagnostic => return diagnostic(index, text),
+        Shape::Graph => shape::graph(text),
+        Shape::LogAnalytics => match shape::log_analytics(text) {
+            Ok(RowOutcome::Record(r)) => Ok(r),
+            Ok(RowOutcome::Other(category)) => {
+                return Slot::Record(
+                    RawRecord {
+                        category: Some(category),
+                        ..RawRecord::default()
+                    },
+                    shape,
+                );
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match decoded.and_then(|r| check(&r).map(|()| r)) {
+        Ok(r) => Slot::Record(r, shape),
+        Err(e) => bad(e, Some(shape)),
+    }
+}
+
+/// One record of the diagnostic shape, on its own.
+fn diagnostic(index: usize, text: &str) -> Slot<'_> {
     let bad = |error| Slot::Bad {
         index,
         raw: text.as_bytes(),
         error,
+        shape: Some(Shape::Diagnostic),
     };
-    if first_byte(text.as_bytes()) != Some(b'{') {
-        return bad(RecordError::NotObject);
-    }
     match serde_json::from_str::<RawRecord>(text) {
         Ok(mut r) => {
             r.records = None;
             match check(&r) {
-                Ok(()) => Slot::Record(r),
+                Ok(()) => Slot::Record(r, Shape::Diagnostic),
                 Err(e) => bad(e),
             }
         }
@@ -231,10 +302,13 @@ fn record(index: usize, raw: &RawValue) -> Slot<'_> {
                 .and_then(|c| c.category);
             match category {
                 // A category outside the sign-ins is skipped whatever its shape.
-                Some(c) if Category::parse(c.as_str()).is_none() => Slot::Record(RawRecord {
-                    category: Some(c),
-                    ..RawRecord::default()
-                }),
+                Some(c) if Category::parse(c.as_str()).is_none() => Slot::Record(
+                    RawRecord {
+                        category: Some(c),
+                        ..RawRecord::default()
+                    },
+                    Shape::Diagnostic,
+                ),
                 Some(c) => bad(RecordError::Invalid {
                     category: c.as_str().to_owned(),
                     error: error.to_string(),
@@ -271,7 +345,7 @@ mod tests {
         slots
             .iter()
             .map(|s| match s {
-                Slot::Record(r) => r
+                Slot::Record(r, _) => r
                     .properties
                     .as_ref()
                     .and_then(|p| p.id.as_ref())
@@ -352,7 +426,9 @@ mod tests {
         let slots = decode(body.as_bytes()).unwrap();
         assert_eq!(slots.len(), 2);
         for s in &slots {
-            let Slot::Record(r) = s else { panic!("{s:?}") };
+            let Slot::Record(r, _) = s else {
+                panic!("{s:?}")
+            };
             assert_eq!(r.category.as_ref().unwrap().as_str(), "AuditLogs");
         }
     }
@@ -379,12 +455,213 @@ mod tests {
     fn escapes_and_unicode_decode_to_the_same_text() {
         let body = r#"{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","resultType":0,"properties":{"id":"i","userDisplayName":"Zo\u00eb \"Z\" \u674e\u96f7","userAgent":"Mozilla\/5.0"}}"#;
         let slots = decode(body.as_bytes()).unwrap();
-        let Slot::Record(r) = &slots[0] else { panic!() };
+        let Slot::Record(r, _) = &slots[0] else {
+            panic!()
+        };
         let p = r.properties.as_ref().unwrap();
         assert_eq!(
             p.user_display_name.as_ref().unwrap().as_str(),
             "Zoë \"Z\" 李雷"
         );
         assert_eq!(p.user_agent.as_ref().unwrap().as_str(), "Mozilla/5.0");
+    }
+    /// One successful sign-in, as Graph v1.0 lists it.
+    const G1: &str = r#"{"id":"g1","createdDateTime":"2025-12-12T14:56:31Z","isInteractive":true,"status":{"errorCode":0,"failureReason":null,"additionalDetails":null},"userPrincipalName":"a@contoso.com"}"#;
+    /// The same as beta, with its category named.
+    const G2: &str = r#"{"id":"g2","createdDateTime":"2025-12-12T14:56:32Z","signInEventTypes":["nonInteractiveUser"],"isInteractive":false,"status":{"errorCode":0},"authenticationDetails":[{"authenticationMethod":"Password","succeeded":true}]}"#;
+    /// A `SigninLogs` row, its dynamic columns as JSON.
+    const L1: &str = r#"{"TenantId":"ws","Type":"SigninLogs","TimeGenerated":"2025-12-12T14:56:40Z","CreatedDateTime":"2025-12-12T14:56:33Z","Id":"l1","ResultType":"0","Status":{"errorCode":0},"AuthenticationDetails":"[{\"authenticationMethod\":\"Password\",\"succeeded\":true}]"}"#;
+    /// An `AADNonInteractiveUserSignInLogs` row, its dynamic columns as JSON strings.
+    const L2: &str = r#"{"Type":"AADNonInteractiveUserSignInLogs","TimeGenerated":"2025-12-12T14:56:41Z","Id":"l2","ResultType":"0","Status":"{\"errorCode\":0,\"additionalDetails\":\"MFA requirement satisfied by claim in the token\"}","DeviceDetail":"{\"operatingSystem\":\"Windows10\"}","LocationDetails":"","MfaDetail":"{}","ConditionalAccessPolicies":"[]"}"#;
+
+    fn shapes(slots: &[Slot]) -> Vec<&'static str> {
+        slots
+            .iter()
+            .map(|s| match s {
+                Slot::Record(_, shape) => shape.as_str(),
+                Slot::Bad { shape, .. } => shape.map_or("unknown", |s| s.as_str()),
+            })
+            .collect()
+    }
+
+    fn category(slot: &Slot) -> String {
+        let Slot::Record(r, _) = slot else {
+            panic!("{slot:?}")
+        };
+        r.category.as_ref().unwrap().to_string()
+    }
+
+    #[test]
+    fn graph_sign_ins_alone_in_an_array_or_in_a_page_are_accepted() {
+        for body in [
+            format!("[{G1},{G2}]"),
+            format!(
+                r#"{{"@odata.context":"https://graph.microsoft.com/beta/$metadata#auditLogs/signIns","value":[{G1},{G2}],"@odata.nextLink":"https://graph.microsoft.com/beta/auditLogs/signIns?$skiptoken=x"}}"#
+            ),
+            format!(r#"{{"value":[{G1},{G2}]}}"#),
+        ] {
+            let slots = decode(body.as_bytes()).unwrap();
+            assert_eq!(ids(&slots), ["g1", "g2"], "{body}");
+            assert_eq!(shapes(&slots), ["graph", "graph"]);
+            assert_eq!(category(&slots[0]), "SignInLogs");
+            assert_eq!(category(&slots[1]), "NonInteractiveUserSignInLogs");
+        }
+        let slots = decode(G1.as_bytes()).unwrap();
+        assert_eq!(ids(&slots), ["g1"]);
+        assert!(
+            decode(br#"{"@odata.context":"x","value":[]}"#)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn log_analytics_rows_alone_in_an_array_or_in_a_data_export_envelope_are_accepted() {
+        for body in [
+            format!("[{L1},{L2}]"),
+            format!(r#"{{"records":[{L1},{L2}]}}"#),
+        ] {
+            let slots = decode(body.as_bytes()).unwrap();
+            assert_eq!(ids(&slots), ["l1", "l2"], "{body}");
+            assert_eq!(shapes(&slots), ["log_analytics", "log_analytics"]);
+            assert_eq!(category(&slots[0]), "SignInLogs");
+            assert_eq!(category(&slots[1]), "NonInteractiveUserSignInLogs");
+        }
+        let slots = decode(L2.as_bytes()).unwrap();
+        let Slot::Record(r, _) = &slots[0] else {
+            panic!()
+        };
+        let p = r.properties.as_ref().unwrap();
+        // Every column given as a string of JSON reads as the JSON itself.
+        let status = p.status.as_ref().unwrap();
+        assert_eq!(status.error_code.unwrap().value(), Some(0));
+        assert_eq!(
+            status.additional_details.as_ref().unwrap().as_str(),
+            "MFA requirement satisfied by claim in the token"
+        );
+        let os = p.device_detail.as_ref().unwrap().operating_system.as_ref();
+        assert_eq!(os.unwrap().as_str(), "Windows10");
+        assert!(p.location.is_none(), "an empty string column is absent");
+        assert_eq!(
+            p.applied_conditional_access_policies
+                .as_ref()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(r.time.as_ref().unwrap().as_str(), "2025-12-12T14:56:41Z");
+    }
+
+    #[test]
+    fn one_message_may_mix_shapes_and_each_record_is_told_apart() {
+        let body = format!(r#"{{"records":[{R1},{G1},{L2},{{"foo":1}},7]}}"#);
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(
+            ids(&slots),
+            ["a1", "g1", "l2", "bad:unknown_shape", "bad:not_object"]
+        );
+        assert_eq!(
+            shapes(&slots),
+            ["diagnostic", "graph", "log_analytics", "unknown", "unknown"]
+        );
+    }
+
+    #[test]
+    fn an_object_of_no_known_shape_is_a_dead_letter_naming_its_keys() {
+        let slots =
+            decode(br#"{"userPrincipalName":"a@contoso.com","status":{"errorCode":0}}"#).unwrap();
+        let Slot::Bad { error, shape, .. } = &slots[0] else {
+            panic!("{slots:?}")
+        };
+        assert_eq!(error.code(), "unknown_shape");
+        assert_eq!(*shape, None);
+        let text = error.to_string();
+        assert!(
+            text.contains(r#"keys "userPrincipalName", "status""#),
+            "{text}"
+        );
+        let slots = decode(b"{}").unwrap();
+        assert_eq!(ids(&slots), ["bad:unknown_shape"]);
+    }
+
+    #[test]
+    fn a_graph_page_whose_value_is_not_a_list_is_a_message_dead_letter() {
+        let e = decode(br#"{"@odata.context":"x","value":{"id":"g"}}"#).unwrap_err();
+        assert_eq!(e.code(), "value_not_list");
+        assert_eq!(
+            e.to_string(),
+            "\"value\" of a Graph page is not a list: a JSON object"
+        );
+    }
+
+    #[test]
+    fn a_string_column_that_holds_no_json_is_a_dead_letter_not_a_panic() {
+        for column in [
+            r#""Status":"{\"errorCode\":0""#,
+            r#""AuthenticationDetails":"not json""#,
+            r#""DeviceDetail":"{} trailing""#,
+            r#""ConditionalAccessPolicies":"{\"a\":1}""#,
+        ] {
+            let body = format!(
+                r#"{{"Type":"SigninLogs","Id":"x","ResultType":0,"TimeGenerated":"2025-12-12T14:56:41Z",{column}}}"#
+            );
+            let slots = decode(body.as_bytes()).unwrap();
+            let Slot::Bad {
+                error, shape, raw, ..
+            } = &slots[0]
+            else {
+                panic!("{column}: {slots:?}")
+            };
+            assert_eq!(error.code(), "invalid_record", "{column}");
+            assert_eq!(*shape, Some(Shape::LogAnalytics));
+            assert!(error.to_string().contains("SignInLogs"), "{error}");
+            assert_eq!(*raw, body.as_bytes());
+        }
+    }
+
+    #[test]
+    fn rows_of_other_tables_are_skipped_whatever_their_columns() {
+        let body = r#"[{"Type":"AuditLogs","ResultType":"success","Id":"x","TimeGenerated":"2025-12-12T14:56:41Z"},
+            {"Type":"AuditLogs","Status":"not json"}]"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(slots.len(), 2);
+        for s in &slots {
+            assert_eq!(category(s), "AuditLogs");
+        }
+    }
+
+    #[test]
+    fn the_checks_of_a_sign_in_apply_to_every_shape() {
+        let body = r#"[{"Type":"SigninLogs","TimeGenerated":"2025-12-12T14:56:41Z","ResultType":"0"},
+            {"Type":"SigninLogs","Id":"x","TimeGenerated":"2025-12-12T14:56:41Z"},
+            {"Type":"SigninLogs","Id":"x","ResultType":"0"},
+            {"TimeGenerated":"2025-12-12T14:56:41Z","Id":"x","ResultType":"0"},
+            {"id":"","createdDateTime":"2025-12-12T14:56:41Z","isInteractive":true,"status":{"errorCode":0}},
+            {"id":"x","createdDateTime":"2025-12-12T14:56:41Z","isInteractive":true},
+            {"id":"x","createdDateTime":"last week","isInteractive":true,"status":{"errorCode":0}},
+            {"id":"x","createdDateTime":"2025-12-12T14:56:41Z","status":{"errorCode":0}},
+            {"id":"x","createdDateTime":"2025-12-12T14:56:41Z","isInteractive":true,"status":{"errorCode":"zero"}}]"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(
+            ids(&slots),
+            [
+                "bad:no_id",
+                "bad:no_status",
+                "bad:no_time",
+                "bad:no_category",
+                "bad:no_id",
+                "bad:no_status",
+                "bad:bad_time",
+                "bad:no_category",
+                "bad:invalid_record",
+            ]
+        );
+        let Slot::Bad { error, .. } = &slots[8] else {
+            panic!()
+        };
+        assert!(
+            error.to_string().starts_with("invalid SignInLogs record"),
+            "{error}"
+        );
     }
 }

@@ -1,5 +1,8 @@
 //! The sign-in record as Azure Monitor writes it, borrowed from the message bytes.
 //!
+//! Every input shape ends here: a Graph `signIn` is `Properties` at the top level, and a Log
+//! Analytics row is converted field by field (`shape`), so the rule reads one type.
+//!
 //! Only the fields the rule and the output record need are declared; serde skips the rest
 //! without building them, and every string borrows from the input unless it had escapes. Every
 //! field is optional here: which absences are errors is decided by `decode` and `classify`,
@@ -97,6 +100,10 @@ pub struct Properties<'a> {
     pub original_transfer_method: Option<Text<'a>>,
     #[serde(borrow)]
     pub incoming_token_type: Option<Text<'a>>,
+    /// A Graph `signIn` (beta) names its category here (`interactiveUser`, …); a diagnostic
+    /// record never has it. Read only to choose a Graph sign-in's category.
+    #[serde(borrow)]
+    pub sign_in_event_types: Option<Vec<Option<Text<'a>>>>,
 }
 
 /// `properties.status`: the error code decides success; the texts explain it.

@@ -9,6 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 /// A string that borrows from the input unless the JSON string had escapes.
 ///
@@ -182,6 +183,70 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
+/// A nested value that Log Analytics gives either as JSON or as a string that holds JSON.
+///
+/// A column of type `dynamic` is exported as the value itself; a column of type `string` that
+/// Azure fills with JSON (most of `AADNonInteractiveUserSignInLogs`, `AuthenticationDetails`
+/// everywhere) is exported as a JSON string whose text is the value. Both read the same. `null`,
+/// `""` and a string holding `null` are absent; a string that does not hold JSON of the
+/// expected shape is a decode error, so the record is a dead letter that says why.
+///
+/// Text inside a string column cannot borrow from the message (it had escapes in it), so it is
+/// decoded from the string through a reader that never lends, and every string is owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Embedded<T>(pub Option<T>);
+
+impl<T> Default for Embedded<T> {
+    fn default() -> Self {
+        Embedded(None)
+    }
+}
+
+impl<T> Embedded<T> {
+    /// The value, whichever way it was written.
+    pub fn into_inner(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Embedded<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Embedded<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value or a string holding one")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v.trim().is_empty() {
+                    return Ok(Embedded(None));
+                }
+                let mut json = serde_json::Deserializer::from_reader(v.as_bytes());
+                Option::<T>::deserialize(&mut json)
+                    .and_then(|value| json.end().map(|()| Embedded(value)))
+                    .map_err(|e| {
+                        E::custom(format!("a string column that holds no valid JSON: {e}"))
+                    })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Embedded(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Embedded(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|v| Embedded(Some(v)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(|v| Embedded(Some(v)))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +325,50 @@ mod tests {
             assert_eq!(p.f.unwrap().0, want, "{json}");
         }
         assert!(probe(r#"{"t":null,"c":null,"f":"maybe"}"#).is_err());
+    }
+    #[derive(Deserialize)]
+    struct Nested<'a> {
+        #[serde(borrow)]
+        e: Embedded<Vec<Text<'a>>>,
+    }
+
+    #[test]
+    fn embedded_reads_json_and_json_in_a_string_alike() {
+        let read = |json: &str| {
+            serde_json::from_str::<Nested>(json)
+                .map(|n| {
+                    n.e.into_inner()
+                        .map(|v| v.iter().map(|t| t.to_string()).collect::<Vec<_>>())
+                })
+                .map_err(|e| e.to_string())
+        };
+        let want = Ok(Some(vec!["a".to_owned(), "é".to_owned()]));
+        assert_eq!(read(r#"{"e":["a","\u00e9"]}"#), want);
+        assert_eq!(read(r#"{"e":"[\"a\",\"\\u00e9\"]"}"#), want);
+        for absent in ["null", "\"\"", "\" \"", "\"null\""] {
+            assert_eq!(read(&format!(r#"{{"e":{absent}}}"#)), Ok(None), "{absent}");
+        }
+        let err = read(r#"{"e":"[\"a\""}"#).unwrap_err();
+        assert!(
+            err.contains("a string column that holds no valid JSON"),
+            "{err}"
+        );
+        assert!(
+            read(r#"{"e":"[1] [2]"}"#).is_err(),
+            "trailing text is not JSON"
+        );
+        assert!(read(r#"{"e":7}"#).is_err());
+    }
+
+    #[test]
+    fn text_in_a_string_column_is_owned() {
+        let n: Nested = serde_json::from_str(r#"{"e":"[\"plain\"]"}"#).unwrap();
+        let v = n.e.into_inner().unwrap();
+        assert!(matches!(v[0].0, Cow::Owned(_)));
+        let n: Nested = serde_json::from_str(r#"{"e":["plain"]}"#).unwrap();
+        assert!(matches!(
+            n.e.into_inner().unwrap()[0].0,
+            Cow::Borrowed("plain")
+        ));
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! The map, in the order one message body travels (ARCHITECTURE.md draws it whole):
 //! - [`Processor::process`] (`process`) is the one entry point: it decodes a body (`decode`,
-//!   over the lenient input types of `input` and [`lenient`]), classifies each record
+//!   over the lenient input types of `input` and [`lenient`]; `shape` tells a diagnostic record
+//!   from a Graph `signIn` or a Log Analytics row and turns the latter two into the first),
+//!   classifies each record
 //!   ([`classify`]: the rule, and nothing else decides), and builds each emitted
 //!   [`SignIn`] ([`record`], instants by [`timestamp`]) or a [`DeadLetter`];
 //! - [`encode`]: the wire formats of an emitted sign-in (the native record, …);
@@ -28,6 +30,7 @@ pub mod lenient;
 mod process;
 pub mod record;
 pub mod schema;
+mod shape;
 mod stats;
 pub mod timestamp;
 
@@ -36,4 +39,5 @@ pub use classify::{Classifier, ClassifierConfig, Decision, Evidence, Reason};
 pub use decode::RecordError;
 pub use process::{DeadLetter, Output, Processor};
 pub use record::{SignIn, Source};
+pub use shape::{Shape, UNKNOWN_SHAPE};
 pub use stats::{NO_CATEGORY, Stats};

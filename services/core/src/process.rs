@@ -8,6 +8,7 @@
 use crate::classify::{Classifier, Decision, Skip};
 use crate::decode::{self, Slot};
 use crate::record::{SignIn, Source};
+use crate::shape::UNKNOWN_SHAPE;
 use crate::stats::{NO_CATEGORY, Stats};
 use crate::timestamp::Micros;
 
@@ -16,7 +17,8 @@ use crate::timestamp::Micros;
 pub struct DeadLetter<'a> {
     /// The whole message body, or the one record's bytes.
     pub raw: &'a [u8],
-    /// Stable code: `not_json`, `not_envelope`, `records_not_list`, `not_object`, …
+    /// Stable code: `not_json`, `not_envelope`, `records_not_list`, `value_not_list`,
+    /// `not_object`, `unknown_shape`, …
     pub code: &'static str,
     /// The reason, in words.
     pub error: String,
@@ -86,9 +88,10 @@ impl Processor {
         };
         for slot in slots {
             match slot {
-                Slot::Record(r) => {
+                Slot::Record(r, shape) => {
                     let category = r.category.as_ref().map_or(NO_CATEGORY, |c| c.as_str());
                     stats.count_category(category);
+                    stats.count_shape(shape.as_str());
                     match self.classifier.classify(&r) {
                         Ok(Decision::Emit {
                             category,
@@ -120,9 +123,15 @@ impl Processor {
                         }
                     }
                 }
-                Slot::Bad { index, raw, error } => {
+                Slot::Bad {
+                    index,
+                    raw,
+                    error,
+                    shape,
+                } => {
                     let category = category_of(&error);
                     stats.count_category(category);
+                    stats.count_shape(shape.map_or(UNKNOWN_SHAPE, |s| s.as_str()));
                     stats.count_dead_letter(error.code(), false);
                     out(Output::DeadLetter(DeadLetter {
                         raw,
@@ -139,7 +148,7 @@ impl Processor {
 fn category_of(e: &decode::RecordError) -> &str {
     use decode::RecordError as E;
     match e {
-        E::NotObject | E::NoCategory => NO_CATEGORY,
+        E::NotObject | E::NoCategory | E::UnknownShape(_) | E::Uncategorised { .. } => NO_CATEGORY,
         E::Invalid { category, .. } => category,
         E::NoProperties(c) | E::NoId(c) | E::NoStatus(c) | E::NoTime(c) => c.as_str(),
         E::BadTime { category, .. } => category.as_str(),

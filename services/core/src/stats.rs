@@ -18,6 +18,10 @@ pub struct Stats {
     pub records: u64,
     /// Records per `category` as written; `(none)` when a record had no readable category.
     pub by_category: BTreeMap<String, u64>,
+    /// Records per input shape (`diagnostic`, `graph`, `log_analytics`; `unknown` for a record
+    /// that is no object of a known shape); adds up to `records`. Counted per record, not per
+    /// message, because one array or envelope may carry records of several shapes.
+    pub by_shape: BTreeMap<String, u64>,
     /// Emitted records per reason (after duplicate suppression).
     pub emitted: BTreeMap<Reason, u64>,
     /// Succeeded with MFA evidence.
@@ -51,6 +55,16 @@ impl Stats {
             Some(n) => *n += 1,
             None => {
                 self.by_category.insert(category.to_owned(), 1);
+            }
+        }
+    }
+
+    /// The shape of a record already counted by `count_category`.
+    pub fn count_shape(&mut self, shape: &str) {
+        match self.by_shape.get_mut(shape) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_shape.insert(shape.to_owned(), 1);
             }
         }
     }
@@ -96,6 +110,9 @@ impl Stats {
         for (k, v) in &o.by_category {
             *self.by_category.entry(k.clone()).or_default() += v;
         }
+        for (k, v) in &o.by_shape {
+            *self.by_shape.entry(k.clone()).or_default() += v;
+        }
         for (k, v) in &o.emitted {
             *self.emitted.entry(*k).or_default() += v;
         }
@@ -124,9 +141,11 @@ impl Stats {
             + self.skipped_workload
             + self.dead_letter_records;
         let by_category: u64 = self.by_category.values().sum();
-        if buckets != self.records || by_category != self.records {
+        let by_shape: u64 = self.by_shape.values().sum();
+        if buckets != self.records || by_category != self.records || by_shape != self.records {
             return Err(format!(
-                "records {} but outcomes add up to {buckets} and categories to {by_category}",
+                "records {} but outcomes add up to {buckets}, categories to {by_category} and \
+                 shapes to {by_shape}",
                 self.records
             ));
         }
@@ -140,6 +159,9 @@ impl fmt::Display for Stats {
         writeln!(f, "records        {}", self.records)?;
         for (c, n) in &self.by_category {
             writeln!(f, "  {c:<36} {n}")?;
+        }
+        for (s, n) in &self.by_shape {
+            writeln!(f, "  {:<36} {n}", format!("shape {s}"))?;
         }
         writeln!(f, "emitted        {}", self.emitted_total())?;
         for r in Reason::ALL {

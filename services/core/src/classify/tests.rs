@@ -93,7 +93,7 @@ fn decide_with(classifier: &Classifier, record: &Value) -> Result<Decision<'stat
     let slots = decode(body).expect("the body decodes");
     assert_eq!(slots.len(), 1);
     match slots.into_iter().next().unwrap() {
-        Slot::Record(r) => classifier.classify(&r),
+        Slot::Record(r, _) => classifier.classify(&r),
         Slot::Bad { error, .. } => Err(error),
     }
 }
