@@ -15,6 +15,9 @@ use mfagap_core::Stats;
 pub const MESSAGES: &str = "mfagap_ingest_messages_total";
 /// Counter: records in those bodies, by `category` as written.
 pub const RECORDS: &str = "mfagap_ingest_records_total";
+/// Counter: records by the input `shape` they arrived in (`diagnostic`, `graph`,
+/// `log_analytics`, `unknown`); the shapes add up to the records.
+pub const SHAPES: &str = "mfagap_ingest_record_shapes_total";
 /// Counter: what became of each record, by `outcome`; the outcomes add up to the records.
 pub const OUTCOMES: &str = "mfagap_ingest_record_outcomes_total";
 /// Counter: sign-ins without MFA sent to the output, by `reason`.
@@ -39,6 +42,9 @@ pub fn record_stats(s: &Stats) {
     counter!(MESSAGES).increment(s.messages);
     for (category, n) in &s.by_category {
         counter!(RECORDS, "category" => category.clone()).increment(*n);
+    }
+    for (shape, n) in &s.by_shape {
+        counter!(SHAPES, "shape" => shape.clone()).increment(*n);
     }
     for (reason, n) in &s.emitted {
         counter!(EMITTED, "reason" => reason.as_str()).increment(*n);
@@ -209,6 +215,34 @@ mod tests {
                     .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
             })
             .collect()
+    }
+
+    #[test]
+    fn records_are_counted_by_the_shape_they_arrived_in() {
+        let handle = mfagap_runtime::metrics::install();
+        let body = br#"{"records":[
+            {"category":"AuditLogs","properties":{}},
+            {"id":"g","createdDateTime":"2025-12-12T14:56:31Z","isInteractive":true,"status":{"errorCode":50126}},
+            {"Type":"SigninLogs","Id":"l","ResultType":"50126","TimeGenerated":"2025-12-12T14:56:31Z"},
+            {"Type":"AuditLogs"},
+            {"neither":"of them"}]}"#;
+        let mut stats = Stats::default();
+        let source = mfagap_core::Source::default();
+        mfagap_core::Processor::default().process(body, &source, 0, &mut stats, &mut |_| {});
+        record_stats(&stats);
+        let text = handle.render();
+        let mut lines = series(&text, SHAPES);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                format!("{SHAPES}{{shape=\"diagnostic\"}} 1"),
+                format!("{SHAPES}{{shape=\"graph\"}} 1"),
+                format!("{SHAPES}{{shape=\"log_analytics\"}} 2"),
+                format!("{SHAPES}{{shape=\"unknown\"}} 1"),
+            ],
+            "{text}"
+        );
     }
 
     #[test]
