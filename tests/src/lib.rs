@@ -19,6 +19,7 @@ pub mod eventhubs;
 pub mod process;
 pub mod python;
 pub mod s3;
+pub mod shapes;
 
 pub use azurite::Azurite;
 pub use dataset::{parquet_files, parquet_metadata, read_dataset, read_dataset_pyarrow};
