@@ -1,5 +1,7 @@
 //! Any message body: decoding, classifying and serializing never panic, and every record is
-//! accounted for (emitted, skipped, failed, with MFA or dead-lettered).
+//! accounted for (emitted, skipped, failed, with MFA or dead-lettered), in every input shape
+//! (`decode.dict` gives the fuzzer the keys of each: diagnostic records, Graph `signIn`
+//! resources and pages, Log Analytics rows and their JSON-in-a-string columns).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

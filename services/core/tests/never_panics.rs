@@ -1,5 +1,6 @@
 //! Whatever Event Hubs delivers, processing a message never panics: it yields records, skips, or
-//! dead letters, and every record is accounted for.
+//! dead letters, and every record is accounted for, in every input shape (diagnostic records,
+//! Graph `signIn` resources, Log Analytics rows, mixed in one message or not).
 
 use mfagap_core::lenient::Text;
 use mfagap_core::{Classifier, ClassifierConfig, Output, Processor, Source, Stats};
@@ -102,6 +103,14 @@ fn key() -> impl Strategy<Value = String> {
         Just("location"),
         Just("isInteractive"),
         Just("additionalDetails"),
+        Just("value"),
+        Just("signInEventTypes"),
+        Just("Type"),
+        Just("Category"),
+        Just("TimeGenerated"),
+        Just("ResultType"),
+        Just("Status"),
+        Just("AuthenticationDetails"),
         Just("x"),
     ]
     .prop_map(str::to_owned)
@@ -139,6 +148,78 @@ fn sign_in_like() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A nested column of a Log Analytics row: the value itself, the value as a string of JSON,
+/// or any string at all (most of which hold no JSON).
+fn column(v: Value) -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(v.clone()),
+        Just(Value::String(v.to_string())),
+        ".{0,8}".prop_map(Value::from),
+    ]
+}
+
+/// A Graph `signIn` with random values in the fields that matter.
+fn graph_like() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just(json!(["interactiveUser"])),
+            Just(json!(["nonInteractiveUser"])),
+            Just(json!(["servicePrincipal"])),
+            Just(json!(["unknownFutureValue"])),
+            Just(json!([])),
+            any_json(),
+        ],
+        any_json(),
+        any_json(),
+        any_json(),
+        any_json(),
+        prop::collection::vec(any_json(), 0..4),
+    )
+        .prop_map(|(types, id, code, time, interactive, steps)| {
+            json!({
+                "id": id,
+                "createdDateTime": time,
+                "signInEventTypes": types,
+                "isInteractive": interactive,
+                "status": {"errorCode": code},
+                "authenticationDetails": steps,
+                "mfaDetail": {},
+            })
+        })
+}
+
+/// A Log Analytics row with random values in the columns that matter, nested columns as JSON
+/// or as strings.
+fn row_like() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just("SigninLogs"),
+            Just("AADNonInteractiveUserSignInLogs"),
+            Just("ADFSSignInLogs"),
+            Just("AADManagedIdentitySignInLogs"),
+            Just("AuditLogs"),
+        ],
+        any_json(),
+        any_json(),
+        any_json(),
+        any_json().prop_flat_map(|code| column(json!({"errorCode": code}))),
+        prop::collection::vec(any_json(), 0..4).prop_flat_map(|s| column(Value::Array(s))),
+        any_json().prop_flat_map(column),
+    )
+        .prop_map(|(table, id, code, time, status, steps, policies)| {
+            json!({
+                "Type": table,
+                "TimeGenerated": time,
+                "Id": id,
+                "ResultType": code,
+                "Status": status,
+                "AuthenticationDetails": steps,
+                "ConditionalAccessPolicies": policies,
+                "AuthenticationRequirement": "singleFactorAuthentication",
+            })
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -162,6 +243,24 @@ proptest! {
         };
         let stats = process_all(body.to_string().as_bytes());
         prop_assert!(stats.records >= 1);
+    }
+
+    #[test]
+    fn records_of_every_shape_are_all_accounted_for(
+        records in prop::collection::vec(prop_oneof![sign_in_like(), graph_like(), row_like()], 1..6),
+        form in 0..4u8,
+    ) {
+        let n = records.len() as u64;
+        let (body, want) = match form {
+            0 => (json!({ "records": records }), n),
+            1 => (Value::Array(records), n),
+            2 => (json!({ "@odata.context": "x", "value": records }), n),
+            _ => (records.into_iter().next().unwrap(), 1),
+        };
+        let stats = process_all(body.to_string().as_bytes());
+        prop_assert_eq!(stats.records, want);
+        prop_assert_eq!(stats.by_shape.values().sum::<u64>(), want);
+        prop_assert_eq!(stats.dead_letter_messages, 0);
     }
 
     #[test]
