@@ -437,3 +437,110 @@ fn the_documented_graph_sign_in_and_its_signinlogs_row_give_the_same_record() {
     assert_eq!(r["tenantId"], "4f7a7bc2-28e2-46a3-b90e-5ade5bc90138");
     assert_eq!(r["location"]["city"], "Redmond");
 }
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schemas")
+        .join(name);
+    let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&json).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc).map(|e| e.to_string()).take(3).collect()
+}
+
+#[test]
+fn the_input_schemas_of_each_shape_describe_what_filter_reads() {
+    let graph = schema("input-graph-signin.schema.json");
+    let rows = schema("input-log-analytics-row.schema.json");
+    let mut g = Generator::new(GeneratorConfig {
+        seed: 5,
+        malformed_share: 0.0,
+        bad_record_share: 0.0,
+        ..GeneratorConfig::default()
+    });
+    let (mut pages, mut exports) = (0, 0);
+    for n in 0..150 {
+        let m: Value = serde_json::from_slice(&g.next_message().body).unwrap();
+        let records = shapes::records_of(&m);
+        let beta: Vec<Value> = records
+            .iter()
+            .filter_map(|r| shapes::graph_sign_in(r, GraphVersion::Beta))
+            .collect();
+        let v1: Vec<Value> = records
+            .iter()
+            .filter_map(|r| shapes::graph_sign_in(r, GraphVersion::V1))
+            .collect();
+        let page = shapes::graph_page(beta, GraphVersion::Beta, Some(&n.to_string()));
+        assert_eq!(errors(&graph, &page), Vec::<String>::new(), "{page}");
+        assert_eq!(errors(&graph, &Value::Array(v1)), Vec::<String>::new());
+        pages += 1;
+        for columns in [Columns::Json, Columns::Strings, Columns::AsDocumented] {
+            let export = shapes::data_export(
+                records
+                    .iter()
+                    .filter_map(|r| shapes::log_analytics_row(r, columns))
+                    .collect(),
+            );
+            assert_eq!(errors(&rows, &export), Vec::<String>::new(), "{export}");
+            exports += 1;
+        }
+    }
+    assert!(pages == 150 && exports == 450);
+
+    let doc = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap()
+    };
+    for name in [
+        "graph-v1.0-list-signins.json",
+        "graph-beta-list-signins.json",
+    ] {
+        assert_eq!(errors(&graph, &doc(name)), Vec::<String>::new(), "{name}");
+    }
+    for name in [
+        "signinlogs-row.json",
+        "aadnoninteractiveusersigninlogs-row.json",
+        "adfssigninlogs-row.json",
+    ] {
+        assert_eq!(errors(&rows, &doc(name)), Vec::<String>::new(), "{name}");
+    }
+    // What filter dead-letters, the schemas reject.
+    assert!(!graph.is_valid(&doc("graph-beta-get-signin-2018.json")));
+    let sign_in = doc("graph-v1.0-list-signins.json")["value"][0].clone();
+    let broken: [(&str, Value); 4] = [
+        ("id", Value::Null),
+        ("createdDateTime", "yesterday".into()),
+        ("status", serde_json::json!({"errorCode": "Success"})),
+        ("isInteractive", Value::Null),
+    ];
+    for (field, value) in broken {
+        let mut s = sign_in.clone();
+        s[field] = value;
+        assert!(!graph.is_valid(&s), "graph {field} broken and still valid");
+    }
+    let mut s = sign_in.clone();
+    s["signInEventTypes"] = serde_json::json!(["unknownFutureValue"]);
+    assert!(!graph.is_valid(&s), "an unknown event type is no category");
+    let row = doc("signinlogs-row.json");
+    let mut r = row.clone();
+    r.as_object_mut().unwrap().remove("Id");
+    assert!(!rows.is_valid(&r), "a sign-in row without Id");
+    let mut r = row.clone();
+    let o = r.as_object_mut().unwrap();
+    o.remove("Type");
+    o.remove("Category");
+    assert!(!rows.is_valid(&r), "a row with neither Type nor Category");
+    let mut r = row.clone();
+    r["ResultType"] = "Success".into();
+    r["Status"] = serde_json::json!({"errorCode": "Success"});
+    assert!(!rows.is_valid(&r), "a result that is no code");
+    let mut r = row;
+    r["Type"] = "AuditLogs".into();
+    r["ResultType"] = "success".into();
+    r.as_object_mut().unwrap().remove("Id");
+    assert!(
+        rows.is_valid(&r),
+        "other tables pass whatever their columns"
+    );
+}
