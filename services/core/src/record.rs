@@ -250,7 +250,8 @@ pub struct AuthenticationStep<'a> {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source<'a> {
-    /// `eventhubs`, `kafka`, `file` or `generator`: which fields below are set.
+    /// `eventhubs`, `kafka`, `file`, `capture` (an Event Hubs Capture file) or `generator`:
+    /// which fields below are set.
     #[serde(borrow)]
     pub kind: Text<'a>,
     /// The event hub's name; the topic for `kafka`.
@@ -270,10 +271,10 @@ pub struct Source<'a> {
         deserialize_with = "timestamp::deserialize_opt"
     )]
     pub enqueued_time: Option<Micros>,
-    /// The input file's path (`-` for standard input).
+    /// The input file's path (`-` for standard input), or the Capture file's path or URL.
     #[serde(borrow)]
     pub file: Option<Text<'a>>,
-    /// The line of the message body in `file`, from 1.
+    /// The line of the message body in `file`, from 1 (in a Capture file, the event's number).
     pub line: Option<u64>,
 }
 

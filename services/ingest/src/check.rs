@@ -18,6 +18,9 @@ pub async fn check(settings: &IngestSettings, timeout: Duration) -> Vec<Check> {
             out.extend(crate::source::eventhubs::check::check(h, timeout).await);
         }
         SourceSettings::Kafka(k) => out.extend(kafka_source(k, timeout).await),
+        SourceSettings::Capture(c) => {
+            out.extend(crate::source::capture::check(c, timeout).await);
+        }
         SourceSettings::File(f) => {
             if f.inputs.is_empty() {
                 out.push(Check::ok("input", "standard input"));

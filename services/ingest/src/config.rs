@@ -455,6 +455,14 @@ mod tests {
             file.args.settings().unwrap().source,
             SourceSettings::File(ref f) if f.inputs == [PathBuf::from("a.jsonl")]
         ));
+        let capture = Cli::parse_from(["ingest", "--source", "capture"]);
+        let e = capture.args.settings().unwrap_err();
+        assert!(format!("{e:#}").contains("--capture"), "{e:#}");
+        let capture = Cli::parse_from(["ingest", "--source", "capture", "--capture", "az://c/ns"]);
+        assert!(matches!(
+            capture.args.settings().unwrap().source,
+            SourceSettings::Capture(ref c) if c.location == "az://c/ns"
+        ));
         let eh = Cli::parse_from(["ingest", "--source", "eventhubs"]);
         let e = eh.args.settings().unwrap_err();
         assert!(format!("{e:#}").contains("--eventhubs-namespace"), "{e:#}");

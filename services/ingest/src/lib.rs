@@ -2,7 +2,7 @@
 //!
 //! The map of the crate, in the order a message travels:
 //! - [`source`]: where message bodies come from, one folder per input (`file`, `kafka`,
-//!   `eventhubs`), each with its settings and a `build()`;
+//!   `eventhubs`, `capture`), each with its settings and a `build()`;
 //! - [`pipeline`]: decode and classify once (the core's `Processor`), encode per output
 //!   (the core's encoders), turn bad input into dead letters (`deadletter`);
 //! - [`sink`]: delivery — the sink takes each message's records and decides when a source
@@ -79,6 +79,15 @@ pub async fn run_observed(
             let source = source::file::build(f)?;
             if let Some(side) = delivery_plan(&settings, &stop).await? {
                 let (source, sink) = file_exactly_once(&settings, source, side, &ready).await?;
+                pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
+            } else {
+                at_least_once(source, &settings, stop.clone(), ready).await?
+            }
+        }
+        SourceSettings::Capture(c) => {
+            let source = source::capture::build(c)?;
+            if let Some(side) = delivery_plan(&settings, &stop).await? {
+                let (source, sink) = capture_exactly_once(&settings, source, side, &ready).await?;
                 pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 at_least_once(source, &settings, stop.clone(), ready).await?
@@ -340,6 +349,59 @@ async fn file_exactly_once(
                 Some((
                     identity,
                     source::file::Resume::from_json(r.resume.as_ref()?)?,
+                ))
+            })
+            .collect(),
+    );
+    Ok((source, sink))
+}
+
+/// Capture files exactly once, as files: the previous replay of the same location to the
+/// same outputs is fenced, then each Capture file resumes after the last event the positions
+/// topic says was delivered.
+async fn capture_exactly_once(
+    settings: &IngestSettings,
+    mut source: source::capture::CaptureSource,
+    side: Vec<String>,
+    ready: &Readiness,
+) -> Result<(source::capture::CaptureSource, ExactlyOnce)> {
+    let eo = &settings.exactly_once;
+    eo.positions.ensure().await?;
+    let topics: Vec<&str> = settings
+        .pipeline
+        .outputs
+        .iter()
+        .map(|o| o.topic.as_str())
+        .collect();
+    let scope = source::capture::positions_scope(&topics.join(","));
+    // Named by the location, not by its files: a replay started again after Capture wrote
+    // more files still fences the one before.
+    let id = format!(
+        "{}-capture-{:016x}",
+        eo.transactional_id_prefix,
+        xxhash_rust::xxh3::xxh3_64(format!("{scope}\n{}", source.identity()).as_bytes())
+    );
+    let positions = eo.positions.clone();
+    let sink = open_exactly_once(
+        settings,
+        SourcePositions::Topic {
+            scope: scope.clone(),
+            id,
+        },
+        side,
+        ready,
+    )
+    .await?;
+    let committed = tokio::task::spawn_blocking(move || positions.read(&scope, None))
+        .await
+        .context("reading the positions topic")??;
+    source.resume_from(
+        committed
+            .into_iter()
+            .filter_map(|(identity, r)| {
+                Some((
+                    identity,
+                    source::capture::Resume::from_json(r.resume.as_ref()?)?,
                 ))
             })
             .collect(),

@@ -10,6 +10,7 @@
 //! settings to a running source, and its tests. Adding a source is one folder, one
 //! [`SourceKind`] variant and one arm in [`build`].
 
+pub mod capture;
 pub(crate) mod connection;
 pub mod eventhubs;
 pub mod file;
@@ -75,6 +76,8 @@ pub enum SourceKind {
     Kafka,
     /// JSON Lines files or standard input.
     File,
+    /// Event Hubs Capture files (Avro), on disk or in Blob storage / ADLS Gen2: a replay.
+    Capture,
 }
 
 /// Where a partition without a committed position starts.
@@ -154,6 +157,9 @@ pub struct SourceArgs {
     /// The `eventhubs` source's flags.
     #[command(flatten)]
     pub eventhubs: eventhubs::EventHubsArgs,
+    /// The `capture` source's flags.
+    #[command(flatten)]
+    pub capture: capture::CaptureArgs,
 }
 
 /// The chosen source's settings, checked.
@@ -165,6 +171,8 @@ pub enum SourceSettings {
     Kafka(kafka::KafkaSettings),
     /// `--source eventhubs` (boxed: far larger than the others).
     Eventhubs(Box<eventhubs::EventHubsSettings>),
+    /// `--source capture`.
+    Capture(capture::CaptureSettings),
 }
 
 impl SourceArgs {
@@ -176,6 +184,7 @@ impl SourceArgs {
             SourceKind::Eventhubs => {
                 SourceSettings::Eventhubs(Box::new(self.eventhubs.settings(self)?))
             }
+            SourceKind::Capture => SourceSettings::Capture(self.capture.settings()?),
         })
     }
 }
@@ -186,6 +195,7 @@ pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>> {
         SourceSettings::File(s) => Box::new(file::build(s)?),
         SourceSettings::Kafka(s) => Box::new(kafka::build(s)?),
         SourceSettings::Eventhubs(s) => Box::new(eventhubs::build(s, None)?),
+        SourceSettings::Capture(s) => Box::new(capture::build(s)?),
     })
 }
 
