@@ -50,7 +50,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE", env = "MFAGAP_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where sign-in messages come from: `generator` (synthetic), `file:PATH[,PATH…]` (JSON
-    /// Lines), or an ingest source (`kafka`, `eventhubs`) set up as for `mfagap ingest`.
+    /// Lines), `capture:PATH|URL` (Event Hubs Capture files: a file, a directory, or
+    /// az://CONTAINER/PREFIX), or an ingest source (`kafka`, `eventhubs`) set up as for
+    /// `mfagap ingest`.
     #[arg(
         long,
         value_name = "SOURCE",
@@ -151,6 +153,8 @@ pub(crate) struct RunArgs {
 pub(crate) enum Input {
     Generator,
     Files(Vec<PathBuf>),
+    /// Event Hubs Capture files at this path or URL.
+    Capture(String),
     /// One of the ingest service's sources, with its settings.
     Service(SourceKind),
 }
@@ -170,13 +174,21 @@ fn parse_input(s: &str) -> Result<Input, String> {
         }
         return Ok(Input::Files(files));
     }
+    if let Some(location) = s.strip_prefix("capture:") {
+        if location.trim().is_empty() {
+            return Err(
+                "capture: needs a path or URL, e.g. capture:./capture or capture:az://container/prefix".into(),
+            );
+        }
+        return Ok(Input::Capture(location.trim().to_owned()));
+    }
     let kind = SourceKind::from_str(s, true).map_err(|_| {
         let names: Vec<String> = SourceKind::value_variants()
             .iter()
             .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
             .collect();
         format!(
-            "not a source: {s:?} (generator, file:PATH, {})",
+            "not a source: {s:?} (generator, file:PATH, capture:PATH|URL, {})",
             names.join(", ")
         )
     })?;
@@ -236,6 +248,10 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
             if !files.is_empty() {
                 ingest.source.file.inputs = files.clone();
             }
+        }
+        Input::Capture(location) => {
+            ingest.source.kind = SourceKind::Capture;
+            ingest.source.capture.location = Some(location.clone());
         }
         Input::Service(kind) => ingest.source.kind = *kind,
     }
@@ -522,6 +538,7 @@ fn summarize(args: &RunArgs, ingest: &IngestArgs, o: &Outcome) -> Result<()> {
             }
         ),
         Input::Files(_) => format!("files {:?}", ingest.source.file.inputs),
+        Input::Capture(location) => format!("capture files in {location}"),
         Input::Service(kind) => format!("{kind:?}").to_lowercase(),
     };
     let kafka = match &args.kafka_bootstrap {
@@ -626,6 +643,15 @@ mod tests {
         );
         assert_eq!(parse_input("kafka"), Ok(Input::Service(SourceKind::Kafka)));
         assert!(parse_input("file:").is_err());
+        assert_eq!(
+            parse_input("capture:az://capture/ns/hub"),
+            Ok(Input::Capture("az://capture/ns/hub".into()))
+        );
+        assert_eq!(
+            parse_input("capture"),
+            Ok(Input::Service(SourceKind::Capture))
+        );
+        assert!(parse_input("capture:").is_err());
         assert!(parse_input("carrier-pigeon").unwrap_err().contains("kafka"));
     }
 
