@@ -36,6 +36,17 @@
 //! those outputs that Kafka has not acknowledged. A crash re-sends, to them, what followed
 //! the last commit: at least once there, exactly once everywhere else.
 //!
+//! Reading goes on while a transaction commits. A commit waits for the broker to acknowledge
+//! every record of the transaction and to write its markers; stopping the pipeline for that
+//! long cost a fifth of the throughput. So a commit runs on a blocking thread while the
+//! pipeline keeps reading, and the messages that arrive for a committing transaction wait, in
+//! order, to open its next one once the commit is collected (at most one transaction's worth:
+//! then reading waits). A waiting message has no position committed anywhere, so when its
+//! partition changes hands meanwhile it is dropped, and read again by whoever owns the
+//! partition now. A Kafka source does not overlap: its revocation commits the open
+//! transaction from the consumer's callback, and a message waiting then would be sent after
+//! its partition had left.
+//!
 //! Errors. A commit that fails for a reason that may pass (a broker away) is retried; one
 //! that requires an abort aborts, and then, like a fenced or fatal producer, fails the sink:
 //! the pipeline stops without committing and exits 1, and the restart resumes from the
@@ -525,11 +536,17 @@ fn xxhash(s: &str) -> u64 {
 }
 
 /// A commit running on a blocking thread: the Event Hubs partition it is for (per-partition
-/// transactions), and the positions it makes final.
+/// transactions), its transaction, and the positions it makes final.
 type Commit = tokio::task::JoinHandle<(
-    Option<(String, Arc<Mutex<Txn>>)>,
+    Option<String>,
+    Arc<Mutex<Txn>>,
     Result<Vec<(String, i64)>, Error>,
 )>;
+
+/// A transaction's identity while its commit runs (the address of its shared producer).
+fn key(txn: &Arc<Mutex<Txn>>) -> usize {
+    Arc::as_ptr(txn) as usize
+}
 
 /// The outputs delivered at least once beside the transactions, and their sends in flight.
 struct SideOutputs {
@@ -553,6 +570,15 @@ pub struct ExactlyOnce {
     committed: Vec<(String, i64)>,
     /// Commit tasks not yet collected (see [`ExactlyOnce::commit_all`]).
     commits: std::collections::VecDeque<Commit>,
+    /// Whether reading goes on while a commit runs (every source but Kafka; see the design
+    /// note): the messages taken meanwhile wait in `waiting`.
+    overlap: bool,
+    /// Transactions whose commit runs, with the messages that commit holds.
+    committing: HashMap<usize, usize>,
+    /// Messages taken while their transaction was committing, in order, with that
+    /// transaction: each goes into its next one once the commit is collected — unless the
+    /// partition changed hands meanwhile (see [`ExactlyOnce::collect`]).
+    waiting: std::collections::VecDeque<(usize, Work)>,
 }
 
 impl ExactlyOnce {
@@ -584,7 +610,13 @@ impl ExactlyOnce {
             *k.txn.lock().expect("not poisoned") = Some(txn.clone());
             *k.failure.lock().expect("not poisoned") = Some(failure.clone());
         }
+        // A Kafka source's revocation commits the open transaction from the consumer's
+        // callback: a message still waiting then would be sent after its partition left.
+        let overlap = !matches!(positions, SourcePositions::KafkaOffsets(_));
         Ok(ExactlyOnce {
+            overlap,
+            committing: HashMap::new(),
+            waiting: Default::default(),
             side: None,
             settings,
             positions,
@@ -684,96 +716,117 @@ impl ExactlyOnce {
         e
     }
 
-    /// Commits every open transaction (each on a blocking thread, together); the positions
-    /// they committed wait in `committed` for the source.
+    /// Starts the commit of every open transaction (each on a blocking thread, together)
+    /// that is not committing already — of those open for `interval` when `due_only`; the
+    /// positions they commit wait in `committed` for the source. With `wait`, or when reading
+    /// may not overlap a commit, returns once every commit is done; otherwise reading goes on
+    /// meanwhile, and the commits are collected later.
     ///
     /// Cancel-safe (the pipeline's `select!` may drop it while it awaits): the commit tasks
-    /// run on, and the next call collects what they committed before it starts others.
-    async fn commit_all(&mut self, due_only: bool) -> Result<(), Error> {
-        self.collect().await?;
+    /// run on, and the next call collects what they committed.
+    async fn commit_all(&mut self, due_only: bool, wait: bool) -> Result<(), Error> {
+        let wait = wait || !self.overlap;
+        self.collect(wait).await?;
         // The at-least-once outputs' records of what is about to be committed: acknowledged
         // first.
         self.side_delivered().await?;
         let interval = self.settings.interval;
         let topic = self.settings.positions.topic.clone();
         for (partition, txn) in self.open_txns() {
+            if self.committing.contains_key(&key(&txn)) {
+                continue;
+            }
+            let messages = {
+                let t = txn.lock().expect("not poisoned");
+                if !t.open || (due_only && t.began.elapsed() < interval) {
+                    continue;
+                }
+                t.messages
+            };
+            self.committing.insert(key(&txn), messages);
             let positions = self.positions.clone();
             let topic = topic.clone();
             let topic_settings = self.settings.positions.clone();
             self.commits.push_back(tokio::task::spawn_blocking(move || {
-                let mut t = txn.lock().expect("not poisoned");
                 let committed = (|| {
-                if !t.open || (due_only && t.began.elapsed() < interval) {
-                    return Ok(Vec::new());
-                }
-                let metadata;
-                let with = match &positions {
-                    SourcePositions::KafkaOffsets(k) => {
-                        metadata = (k.metadata)();
-                        match &metadata {
-                            Some(m) => CommitWith::Offsets(m),
-                            None => {
-                                return Err(Error::fatal(
-                                    "the Kafka source has no group metadata to commit offsets with",
-                                ));
+                    let mut t = txn.lock().expect("not poisoned");
+                    let metadata;
+                    let with = match &positions {
+                        SourcePositions::KafkaOffsets(k) => {
+                            metadata = (k.metadata)();
+                            match &metadata {
+                                Some(m) => CommitWith::Offsets(m),
+                                None => {
+                                    return Err(Error::fatal(
+                                        "the Kafka source has no group metadata to commit offsets with",
+                                    ));
+                                }
                             }
                         }
-                    }
-                    SourcePositions::Topic { scope, .. }
-                    | SourcePositions::PerPartition { scope, .. } => CommitWith::Topic {
-                        scope: scope.as_str(),
-                        topic: topic.as_str(),
-                        count: topic_settings.count()?,
-                    },
-                    SourcePositions::None => CommitWith::Nothing,
-                };
-                t.commit(&with)
+                        SourcePositions::Topic { scope, .. }
+                        | SourcePositions::PerPartition { scope, .. } => CommitWith::Topic {
+                            scope: scope.as_str(),
+                            topic: topic.as_str(),
+                            count: topic_settings.count()?,
+                        },
+                        SourcePositions::None => CommitWith::Nothing,
+                    };
+                    t.commit(&with)
                 })();
-                (partition.map(|p| (p, txn.clone())), committed)
+                (partition, txn, committed)
             }));
         }
-        self.collect().await
+        if wait {
+            self.collect(true).await?;
+        }
+        Ok(())
     }
 
-    /// Awaits the commit tasks in flight, keeping what each committed. Cancel-safe: a task
-    /// leaves the queue only once its result is kept.
-    async fn collect(&mut self) -> Result<(), Error> {
-        while let Some(task) = self.commits.front_mut() {
-            let done = task.await;
-            self.commits.pop_front();
+    /// Collects the commit tasks that are done (all of them, waiting, with `all`), keeping
+    /// what each committed, then hands the waiting messages to the transactions no longer
+    /// committing. Cancel-safe: a task leaves the queue only once its result is kept.
+    async fn collect(&mut self, all: bool) -> Result<(), Error> {
+        let mut i = 0;
+        while i < self.commits.len() {
+            if !all && !self.commits[i].is_finished() {
+                i += 1;
+                continue;
+            }
+            let done = (&mut self.commits[i]).await;
+            self.commits.remove(i);
             match done {
-                Ok((_, Ok(points))) => self.committed.extend(points),
-                Ok((Some((partition, txn)), Err(e))) if e.kind() == ErrorKind::Fenced => {
-                    self.taken_over(&partition, &txn, e)?;
+                Ok((partition, txn, result)) => {
+                    self.committing.remove(&key(&txn));
+                    match result {
+                        Ok(points) => self.committed.extend(points),
+                        Err(e) if e.kind() == ErrorKind::Fenced && partition.is_some() => {
+                            let partition = partition.expect("checked");
+                            self.taken_over(&partition, &txn, e)?;
+                        }
+                        Err(e) => return Err(self.fail(e)),
+                    }
                 }
-                Ok((_, Err(e))) => return Err(self.fail(e)),
                 Err(e) => return Err(self.fail(Error::fatal(format!("a commit task failed: {e}")))),
+            }
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        for (waited_for, work) in waiting {
+            match self.txn_for(&work.partition) {
+                Some(t) if key(&t) == waited_for => self.deliver(work)?,
+                // The partition was lost, or lost and taken again, while the message waited:
+                // its position was never committed, so whoever owns the partition now reads
+                // it again from the committed one.
+                _ => {
+                    tracing::debug!(partition = %work.partition, position = work.position, "a waiting message of a partition that changed hands is dropped")
+                }
             }
         }
         Ok(())
     }
 
-    fn messages(&self) -> usize {
-        self.open_txns()
-            .iter()
-            .map(|(_, t)| t.lock().expect("not poisoned").messages)
-            .sum()
-    }
-}
-
-#[async_trait::async_trait]
-impl Sink for ExactlyOnce {
-    async fn reserve(&mut self) -> Result<(), Error> {
-        // First what a cancelled call left running: counting messages takes each
-        // transaction's lock, which a running commit holds.
-        self.collect().await?;
-        if self.messages() >= self.settings.max_messages.max(1) {
-            self.commit_all(false).await?;
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, mut work: Work) -> Result<(), Error> {
+    /// Puts one message's records into its partition's transaction, or makes it wait while
+    /// that transaction commits.
+    fn deliver(&mut self, work: Work) -> Result<(), Error> {
         let txn = self.txn_for(&work.partition);
         if txn.is_none() && self.forgotten.contains(&work.partition) {
             return Ok(()); // handed back: its new owner reads it from the committed position
@@ -786,16 +839,9 @@ impl Sink for ExactlyOnce {
                 work.partition
             ))));
         };
-        if let Some(side) = self.side.as_mut() {
-            let (aside, kept): (Vec<OutRecord>, Vec<OutRecord>) = std::mem::take(&mut work.records)
-                .into_iter()
-                .partition(|r| side.topics.contains(&r.topic));
-            work.records = kept;
-            for r in aside {
-                let producer = side.producer.clone();
-                side.sending
-                    .spawn(async move { producer.deliver(&r).await });
-            }
+        if self.committing.contains_key(&key(&txn)) {
+            self.waiting.push_back((key(&txn), work));
+            return Ok(());
         }
         let sent = txn.lock().expect("not poisoned").send(&work);
         match sent {
@@ -809,8 +855,69 @@ impl Sink for ExactlyOnce {
         }
     }
 
+    /// Messages taken and not yet committed: in open transactions, in commits running, and
+    /// waiting for one.
+    fn messages(&self) -> usize {
+        let open: usize = self
+            .open_txns()
+            .iter()
+            .map(|(_, t)| {
+                self.committing
+                    .get(&key(t))
+                    .copied()
+                    .unwrap_or_else(|| t.lock().expect("not poisoned").messages)
+            })
+            .sum();
+        open + self.waiting.len()
+    }
+
+    /// Messages in the open transactions that are not committing: what the next commit takes.
+    fn uncommitted(&self) -> usize {
+        self.open_txns()
+            .iter()
+            .filter(|(_, t)| !self.committing.contains_key(&key(t)))
+            .map(|(_, t)| t.lock().expect("not poisoned").messages)
+            .sum()
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for ExactlyOnce {
+    async fn reserve(&mut self) -> Result<(), Error> {
+        // First what a cancelled call left running, and the commits done meanwhile.
+        let max = self.settings.max_messages.max(1);
+        self.collect(!self.overlap).await?;
+        // A full transaction waits for its commit while the next one fills: no more than
+        // one transaction's worth of messages waits.
+        if self.waiting.len() >= max {
+            self.collect(true).await?;
+        }
+        if self.uncommitted() >= max {
+            self.commit_all(false, false).await?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, mut work: Work) -> Result<(), Error> {
+        if self.txn_for(&work.partition).is_none() && self.forgotten.contains(&work.partition) {
+            return Ok(()); // handed back: its new owner reads it from the committed position
+        }
+        if let Some(side) = self.side.as_mut() {
+            let (aside, kept): (Vec<OutRecord>, Vec<OutRecord>) = std::mem::take(&mut work.records)
+                .into_iter()
+                .partition(|r| side.topics.contains(&r.topic));
+            work.records = kept;
+            for r in aside {
+                let producer = side.producer.clone();
+                side.sending
+                    .spawn(async move { producer.deliver(&r).await });
+            }
+        }
+        self.deliver(work)
+    }
+
     async fn positions(&mut self) -> Result<Vec<(String, i64)>, Error> {
-        self.commit_all(true).await?;
+        self.commit_all(true, false).await?;
         Ok(std::mem::take(&mut self.committed))
     }
 
@@ -835,6 +942,8 @@ impl Sink for ExactlyOnce {
             });
             self.forgotten.insert(partition.to_owned());
         }
+        // Not committed, so read again by the next owner.
+        self.waiting.retain(|(_, w)| w.partition != partition);
     }
 
     fn in_flight(&self) -> usize {
@@ -851,7 +960,7 @@ impl Sink for ExactlyOnce {
 
     async fn drain(&mut self, timeout: Option<Duration>) -> Result<Drained, Error> {
         let undelivered = self.messages();
-        let commit = self.commit_all(false);
+        let commit = self.commit_all(false, true);
         match timeout {
             None => commit.await.map(|_| Drained::default()),
             Some(t) => match tokio::time::timeout(t, commit).await {
