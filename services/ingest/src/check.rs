@@ -85,9 +85,8 @@ async fn kafka_source(k: &crate::source::kafka::KafkaSettings, timeout: Duration
 }
 
 /// Whether this configuration would open transactions: as `delivery_plan` decides, without
-/// the probe (`auto` counts, except from Event Hubs where it means at least once).
+/// the probe (`auto` counts).
 fn wants_transactions(settings: &IngestSettings) -> bool {
-    let eventhubs = matches!(settings.source, SourceSettings::Eventhubs(_));
     settings
         .pipeline
         .outputs
@@ -95,7 +94,7 @@ fn wants_transactions(settings: &IngestSettings) -> bool {
         .any(|o| match o.delivery.unwrap_or(settings.delivery) {
             DeliveryMode::ExactlyOnce => true,
             DeliveryMode::AtLeastOnce => false,
-            DeliveryMode::Auto => !eventhubs,
+            DeliveryMode::Auto => true,
         })
 }
 

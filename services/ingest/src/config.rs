@@ -189,8 +189,7 @@ impl RuleArgs {
 /// What the output promises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeliveryMode {
-    /// Exactly once for the kafka and file sources when the output Kafka supports
-    /// transactions; at least once otherwise, and for eventhubs (ask for exactly-once).
+    /// Exactly once when the output Kafka supports transactions; at least once otherwise.
     Auto,
     /// Transactions: the records, the dead letters and the source positions they came from
     /// are committed together; read_committed consumers see each sign-in once.

@@ -146,10 +146,9 @@ async fn at_least_once<S: Source>(
     pipeline::run(source, sink, settings.pipeline.clone(), stop, ready).await
 }
 
-/// Whether this run delivers exactly once: as asked, or (`auto`, for the `kafka` and `file`
-/// sources) when the output Kafka initialises a transactional producer; one that refuses
-/// transactions gets at-least-once, said in the log. A broker that does not answer yet is
-/// waited for, as it would be anyway.
+/// Whether this run delivers exactly once: as asked, or (`auto`) when the output Kafka
+/// initialises a transactional producer; one that refuses transactions gets at-least-once,
+/// said in the log. A broker that does not answer yet is waited for, as it would be anyway.
 async fn exactly_once(settings: &IngestSettings, stop: &CancellationToken) -> Result<bool> {
     match settings.delivery {
         DeliveryMode::AtLeastOnce => return Ok(false),
@@ -158,15 +157,6 @@ async fn exactly_once(settings: &IngestSettings, stop: &CancellationToken) -> Re
             return Ok(true);
         }
         DeliveryMode::Auto => {}
-    }
-    if matches!(settings.source, SourceSettings::Eventhubs(_)) {
-        // Several replicas that take Event Hubs partitions from each other (load balancing)
-        // are not yet shown to hand a partition over exactly once while both run; one that
-        // asks for it gets it (README, "Delivery guarantees").
-        tracing::info!(
-            "delivery: at least once (auto; exactly once from Event Hubs is asked with --delivery exactly-once)"
-        );
-        return Ok(false);
     }
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {

@@ -79,9 +79,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "HOST:PORT", env = "MFAGAP_KAFKA_BOOTSTRAP")]
     pub kafka_bootstrap: Option<String>,
     /// What the output promises, as for `mfagap ingest`: exactly once (transactions; the
-    /// archiver reads only what was committed), at least once, or auto (as for ingest: the
-    /// generator and file sources exactly once when the Kafka supports transactions, the
-    /// in-process broker included).
+    /// archiver reads only what was committed), at least once, or auto (as for ingest:
+    /// exactly once when the Kafka supports transactions, the in-process broker included).
     #[arg(long, value_enum, env = "MFAGAP_DELIVERY", default_value = "auto")]
     pub delivery: mfagap_ingest::DeliveryMode,
     /// One more Kafka output beside the native one the archiver reads (repeatable), as for
