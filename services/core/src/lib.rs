@@ -15,7 +15,9 @@
 //! - [`schema`] and [`batch`]: the same record as an Arrow schema and record batches, for
 //!   Parquet;
 //! - [`dedup`]: the bounded window that suppresses repeated sign-ins; [`Stats`]: where every
-//!   record went.
+//!   record went;
+//! - [`framing`]: files to message bodies (JSON Lines, or one JSON document read as a stream;
+//!   gzip, zstd), for the file source and `filter`.
 
 #![warn(missing_docs)]
 
@@ -25,6 +27,7 @@ pub mod classify;
 mod decode;
 pub mod dedup;
 pub mod encode;
+pub mod framing;
 mod input;
 pub mod lenient;
 mod process;
