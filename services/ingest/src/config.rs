@@ -333,6 +333,7 @@ impl IngestArgs {
             outputs: self.output.outputs(),
             dead_letter_topic: self.output.dead_letter_topic.clone(),
             dedup_window: self.rule.dedup_window,
+            max_message_bytes: self.source.max_message_bytes,
             commit_interval: self.delivery.commit_interval,
             grace_period: self.delivery.grace_period,
         }

@@ -4,6 +4,13 @@
 //! record that was bad) so it can be fixed and replayed; the reason and the source coordinates
 //! travel as headers, so the payload stays byte-for-byte what arrived.
 
+//!
+//! A message body that could not be taken whole (over `--max-message-bytes`: `too_large`; a
+//! file's document cut short or broken) is not decoded: its dead letter carries the body's
+//! first bytes (at most 64 KiB, so that the dead-letter topic takes it) and, for `too_large`,
+//! the whole size in the `messageBytes` header.
+
+use mfagap_core::framing::{self, Problem};
 use mfagap_core::{DeadLetter, Source};
 use mfagap_runtime::kafka::OutRecord;
 
@@ -17,6 +24,40 @@ pub(crate) fn record(d: &DeadLetter, source: &Source, topic: &str) -> OutRecord 
     if let Some(i) = d.record {
         headers.push(("recordIndex", i.to_string()));
     }
+    coordinates(&mut headers, source);
+    OutRecord {
+        topic: topic.to_owned(),
+        kind: "dead_letter",
+        key: None,
+        payload: d.raw.to_vec(),
+        headers,
+    }
+}
+
+/// Builds the Kafka record of a message body that could not be taken whole.
+pub(crate) fn framing(body: &[u8], problem: Problem, source: &Source, topic: &str) -> OutRecord {
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("error", problem.to_string()),
+        ("errorCode", problem.code().to_owned()),
+        ("sourceKind", source.kind.as_str().to_owned()),
+    ];
+    let mut kept = body.len();
+    if let Problem::TooLarge { size, max } = problem {
+        headers.push(("messageBytes", size.to_string()));
+        kept = kept.min(framing::PREFIX_BYTES.min(max as usize));
+    }
+    coordinates(&mut headers, source);
+    OutRecord {
+        topic: topic.to_owned(),
+        kind: "dead_letter",
+        key: None,
+        payload: body[..kept].to_vec(),
+        headers,
+    }
+}
+
+/// The headers that say where a dead letter came from.
+fn coordinates(headers: &mut Vec<(&'static str, String)>, source: &Source) {
     let text = |t: &Option<mfagap_core::lenient::Text>| t.as_ref().map(|t| t.as_str().to_owned());
     let coordinates = [
         ("sourceTopic", text(&source.event_hub)),
@@ -38,13 +79,6 @@ pub(crate) fn record(d: &DeadLetter, source: &Source, topic: &str) -> OutRecord 
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v))),
     );
-    OutRecord {
-        topic: topic.to_owned(),
-        kind: "dead_letter",
-        key: None,
-        payload: d.raw.to_vec(),
-        headers,
-    }
 }
 
 #[cfg(test)]
@@ -75,5 +109,47 @@ mod tests {
         assert_eq!(h["sourcePartition"], "2");
         assert_eq!(h["sourceOffset"], "77");
         assert!(!h.contains_key("sourceLine"));
+    }
+
+    #[test]
+    fn a_body_too_large_keeps_its_first_bytes_and_gives_its_size() {
+        let body = vec![b'x'; 100_000];
+        let problem = framing::too_large(&body, 1000).unwrap();
+        let source = Source {
+            kind: Text("file".into()),
+            file: Some(Text("big.json".into())),
+            line: Some(3),
+            offset: Some(Text("42".into())),
+            ..Source::default()
+        };
+        let r = framing(&body, problem, &source, "dl");
+        assert_eq!(
+            r.payload.len(),
+            1000,
+            "no more than the largest size, nor 64 KiB"
+        );
+        let h: std::collections::BTreeMap<_, _> = r.headers.into_iter().collect();
+        assert_eq!(h["errorCode"], "too_large");
+        assert_eq!(h["messageBytes"], "100000");
+        assert!(h["error"].contains("100000 bytes"), "{}", h["error"]);
+        assert_eq!(
+            (h["sourceFile"].as_str(), h["sourceLine"].as_str()),
+            ("big.json", "3")
+        );
+        assert_eq!(h["sourceOffset"], "42");
+        let big = vec![b'y'; 1 << 20];
+        let r = framing(
+            &big,
+            framing::too_large(&big, 1000 << 10).unwrap_or(Problem::TooLarge {
+                size: 1 << 20,
+                max: 1000 << 10,
+            }),
+            &source,
+            "dl",
+        );
+        assert_eq!(r.payload.len(), framing::PREFIX_BYTES);
+        let r = framing(b"{\"a\":", Problem::Truncated, &source, "dl");
+        assert_eq!(r.payload, b"{\"a\":");
+        assert!(!r.headers.iter().any(|(k, _)| *k == "messageBytes"));
     }
 }

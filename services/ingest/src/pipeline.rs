@@ -14,6 +14,7 @@ use crate::source::Source;
 use anyhow::Result;
 use mfagap_core::dedup::Window;
 use mfagap_core::encode::Encoder;
+use mfagap_core::framing;
 use mfagap_core::{Output, Processor, Stats};
 use mfagap_runtime::Readiness;
 use mfagap_runtime::kafka::OutRecord;
@@ -45,6 +46,8 @@ pub struct PipelineSettings {
     pub dead_letter_topic: String,
     /// Distinct sign-ins remembered for duplicate suppression (0 turns it off).
     pub dedup_window: usize,
+    /// The largest message body: a larger one is a dead letter `too_large`.
+    pub max_message_bytes: usize,
     /// How often released positions are persisted.
     pub commit_interval: Duration,
     /// On a stop signal, how long to wait for what is in flight.
@@ -112,28 +115,40 @@ pub async fn run<S: Source, K: Sink>(
                 let mut stats = Stats::default();
                 let mut records: Vec<OutRecord> = Vec::new();
                 let (mut emitted, mut duplicates) = (Vec::new(), 0);
-                settings.processor.process(&msg.body, &msg.origin, now, &mut stats, &mut |o| match o {
-                    Output::SignIn(s) => {
-                        if window.first_time(s.dedup_key()) {
-                            emitted.push(s.reason);
-                            for out in &settings.outputs {
-                                let e = out.encoder.encode(&s);
-                                records.push(OutRecord {
-                                    topic: out.topic.clone(),
-                                    kind: "sign_in",
-                                    key: e.key,
-                                    payload: e.payload,
-                                    headers: e.headers,
-                                });
+                // Too large (or cut short by a source that keeps only a prefix of it): one
+                // dead letter with the size in its headers, and on to the next message.
+                let problem = source
+                    .problem()
+                    .or_else(|| framing::too_large(&msg.body, settings.max_message_bytes));
+                if let Some(problem) = problem {
+                    stats.messages += 1;
+                    stats.count_dead_letter(problem.code(), true);
+                    let topic = &settings.dead_letter_topic;
+                    records.push(deadletter::framing(&msg.body, problem, &msg.origin, topic));
+                } else {
+                    settings.processor.process(&msg.body, &msg.origin, now, &mut stats, &mut |o| match o {
+                        Output::SignIn(s) => {
+                            if window.first_time(s.dedup_key()) {
+                                emitted.push(s.reason);
+                                for out in &settings.outputs {
+                                    let e = out.encoder.encode(&s);
+                                    records.push(OutRecord {
+                                        topic: out.topic.clone(),
+                                        kind: "sign_in",
+                                        key: e.key,
+                                        payload: e.payload,
+                                        headers: e.headers,
+                                    });
+                                }
+                            } else {
+                                duplicates += 1;
                             }
-                        } else {
-                            duplicates += 1;
                         }
-                    }
-                    Output::DeadLetter(d) => {
-                        records.push(deadletter::record(&d, &msg.origin, &settings.dead_letter_topic));
-                    }
-                });
+                        Output::DeadLetter(d) => {
+                            records.push(deadletter::record(&d, &msg.origin, &settings.dead_letter_topic));
+                        }
+                    });
+                }
                 for reason in emitted {
                     stats.count_emitted(reason);
                 }

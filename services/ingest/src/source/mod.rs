@@ -44,6 +44,13 @@ pub trait Source: Send {
     /// selects on it beside its ticks and the stop signal.
     async fn next(&mut self) -> Result<Option<Message>>;
 
+    /// Why the body the last [`Source::next`] returned is not whole, if it is not: a source
+    /// that frames bodies itself (files) keeps only a bounded prefix of one over the largest
+    /// size, and the pipeline makes it a dead letter.
+    fn problem(&mut self) -> Option<mfagap_core::framing::Problem> {
+        None
+    }
+
     /// Persists resume points the sink released: for each partition, every position before
     /// the one given has been delivered.
     fn commit(&mut self, points: &[(String, i64)]) -> Result<()>;
@@ -74,7 +81,7 @@ pub enum SourceKind {
     Eventhubs,
     /// Event Hubs through its Kafka endpoint, or any Kafka topic.
     Kafka,
-    /// JSON Lines files or standard input.
+    /// Files or standard input: JSON Lines or one JSON document, plain, gzip or zstd.
     File,
     /// Event Hubs Capture files (Avro), on disk or in Blob storage / ADLS Gen2: a replay.
     Capture,
@@ -148,6 +155,12 @@ pub struct SourceArgs {
         default_value = "earliest"
     )]
     pub start_position: StartAt,
+    /// The largest message body in bytes, from any source: a larger event, line or array
+    /// element is a dead letter `too_large` (its size in the headers, its first 64 KiB as the
+    /// payload) and the pipeline goes on. The default, 20 MiB, is what an Event Hubs
+    /// Dedicated event may carry; Standard and Premium allow 1 MiB.
+    #[arg(long, value_name = "BYTES", env = "MFAGAP_MAX_MESSAGE_BYTES", default_value_t = mfagap_core::framing::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
     /// The `file` source's flags.
     #[command(flatten)]
     pub file: file::FileArgs,
@@ -179,7 +192,7 @@ impl SourceArgs {
     /// The settings of the source `--source` names; errors name the missing or wrong flag.
     pub fn settings(&self) -> Result<SourceSettings> {
         Ok(match self.kind {
-            SourceKind::File => SourceSettings::File(self.file.settings()),
+            SourceKind::File => SourceSettings::File(self.file.settings(self.max_message_bytes)),
             SourceKind::Kafka => SourceSettings::Kafka(self.kafka.settings(self)?),
             SourceKind::Eventhubs => {
                 SourceSettings::Eventhubs(Box::new(self.eventhubs.settings(self)?))
@@ -203,6 +216,9 @@ pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>> {
 impl<S: Source + ?Sized> Source for Box<S> {
     async fn next(&mut self) -> Result<Option<Message>> {
         (**self).next().await
+    }
+    fn problem(&mut self) -> Option<mfagap_core::framing::Problem> {
+        (**self).problem()
     }
     fn commit(&mut self, points: &[(String, i64)]) -> Result<()> {
         (**self).commit(points)

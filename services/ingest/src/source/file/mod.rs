@@ -1,11 +1,20 @@
-//! JSON Lines files or standard input: backfill and replay.
+//! Files or standard input: backfill and replay.
 //!
-//! Each file is a partition (named by its identity: canonical path and inode) and each line a
-//! position. A file has nowhere to keep a resume point of its own: with at-least-once
-//! delivery a replay starts from the beginning, and duplicate suppression and the output's
-//! contract make that safe; with exactly-once delivery the position (the byte after the last
-//! line delivered) is committed in the positions topic with the records, and a run killed
-//! half-way resumes there.
+//! A file is JSON Lines (a message body per line) or one JSON document (an array, a
+//! `{"records":[…]}` envelope or a Microsoft Graph page, each element a message body), plain,
+//! gzip or zstd: `mfagap_core::framing` reads it, as it does for `mfagap filter`, on a thread
+//! of its own a few bodies ahead of the pipeline. A body over `--max-message-bytes` is not
+//! held: the framing keeps its first bytes and its size, and the pipeline makes it a dead
+//! letter `too_large` ([`Source::problem`]).
+//!
+//! Each file is a partition (named by its identity: canonical path and inode) and each body a
+//! position (its line number, or its element number in a document). A file has nowhere to
+//! keep a resume point of its own: with at-least-once delivery a replay starts from the
+//! beginning, and duplicate suppression and the output's contract make that safe; with
+//! exactly-once delivery the position (the byte after the last body delivered and, in a
+//! document, the array the scanner is in) is committed in the positions topic with the
+//! records, and a run killed half-way resumes there. Bytes count the decompressed stream: a
+//! compressed file resumes by decompressing it again and skipping them.
 
 mod config;
 
@@ -14,10 +23,17 @@ pub use config::{FileArgs, FileSettings};
 use super::{Message, Source};
 use anyhow::{Context, Result};
 use mfagap_core::Source as Origin;
+use mfagap_core::framing::{self, Framer, Layout, Nesting, Problem};
 use mfagap_core::lenient::Text;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+/// Batches of bodies read ahead of the pipeline, per file.
+const AHEAD: usize = 2;
+
+/// Bytes of bodies in one batch, about (one body more than this at most).
+const BATCH_BYTES: usize = 1 << 20;
 
 /// The scope of file positions in the positions topic: per set of output topics, so that the
 /// same file sent elsewhere is read from its start, as a new pipeline would read it.
@@ -27,25 +43,51 @@ pub fn positions_scope(output_topics: &str) -> String {
 
 /// Opens the files the settings name (standard input when none).
 pub fn build(settings: &FileSettings) -> Result<FileSource> {
-    FileSource::new(settings.inputs.clone())
+    let mut s = FileSource::new(settings.inputs.clone())?;
+    s.max_message_bytes = settings.max_message_bytes;
+    Ok(s)
 }
 
-/// Where a file resumes: the byte after the last line delivered, and that line's number.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resume {
-    /// The byte after the last line delivered.
-    pub byte: u64,
-    /// That line's number (1-based), so that numbering goes on where it stopped.
-    pub line: i64,
-}
+/// Where a file resumes: right after the last body delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume(pub framing::Resume);
 
 impl Resume {
-    /// What a position record's `resume` says, if it is a file's.
+    /// What a position record's `resume` says, if it is a file's: JSON Lines `{"byte",
+    /// "line"}` (the line delivered last), a document `{"byte", "line", "element", "in"}`
+    /// (lines before the byte, the element delivered last, and the brackets open there: `[`
+    /// or `{[`).
     pub fn from_json(v: &serde_json::Value) -> Option<Resume> {
-        Some(Resume {
-            byte: v["byte"].as_u64()?,
-            line: v["line"].as_i64()?,
-        })
+        let byte = v["byte"].as_u64()?;
+        let line = v["line"].as_u64()?;
+        Some(Resume(match v.get("in") {
+            None => framing::Resume {
+                byte,
+                line,
+                index: line,
+                layout: Layout::Lines,
+            },
+            Some(n) => framing::Resume {
+                byte,
+                line,
+                index: v["element"].as_u64()?,
+                layout: Layout::Document(Nesting::parse(n.as_str()?)?),
+            },
+        }))
+    }
+
+    /// The resume point as [`Resume::from_json`] reads it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = &self.0;
+        match r.layout {
+            Layout::Lines => serde_json::json!({"byte": r.byte, "line": r.index}),
+            Layout::Document(n) => serde_json::json!({
+                "byte": r.byte,
+                "line": r.line,
+                "element": r.index,
+                "in": n.as_str(),
+            }),
+        }
     }
 }
 
@@ -54,9 +96,11 @@ pub struct FileSource {
     /// Still to read, last first: the path and its identity.
     inputs: Vec<(PathBuf, String)>,
     current: Option<Current>,
-    buf: Vec<u8>,
     /// Where each file (by identity) resumes, when exactly-once delivery committed one.
     resume: HashMap<String, Resume>,
+    max_message_bytes: usize,
+    /// The problem of the body `next` returned last.
+    problem: Option<Problem>,
 }
 
 /// The file being read.
@@ -65,10 +109,20 @@ struct Current {
     name: String,
     /// Its identity: the pipeline partition and the positions key.
     identity: String,
-    reader: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
-    line: i64,
-    /// Bytes of the file taken so far (whole lines).
-    byte: u64,
+    /// Batches of bodies from the reading thread; closed at the end of the file.
+    rx: mpsc::Receiver<Result<Vec<Body>>>,
+    /// The batch being handed out.
+    ready: VecDeque<Body>,
+}
+
+/// One body, owned, as the reading thread sends it.
+struct Body {
+    bytes: Vec<u8>,
+    problem: Option<Problem>,
+    start: u64,
+    line: u64,
+    index: u64,
+    resume: framing::Resume,
 }
 
 /// A file's identity: its canonical path and its inode, so that a file replaced under the
@@ -116,8 +170,9 @@ impl FileSource {
         Ok(FileSource {
             inputs: named,
             current: None,
-            buf: Vec::new(),
             resume: HashMap::new(),
+            max_message_bytes: framing::DEFAULT_MAX_MESSAGE_BYTES,
+            problem: None,
         })
     }
 
@@ -131,88 +186,163 @@ impl FileSource {
         self.resume = resume;
     }
 
-    /// Cancel-safe: the input is taken off the list only once it is open.
-    async fn open_next(&mut self) -> Result<bool> {
-        let Some((path, identity)) = self.inputs.last().cloned() else {
-            return Ok(false);
+    /// Starts reading the next input on a thread of its own; false when none is left.
+    fn open_next(&mut self) -> bool {
+        let Some((path, identity)) = self.inputs.pop() else {
+            return false;
         };
-        let start = self.resume.get(&identity).copied().unwrap_or_default();
-        let (name, reader): (String, Box<dyn AsyncRead + Send + Unpin>) = if path.as_os_str() == "-"
-        {
-            ("-".into(), Box::new(tokio::io::stdin()))
+        let start = self.resume.get(&identity).map(|r| r.0);
+        let name = if path.as_os_str() == "-" {
+            "-".to_owned()
         } else {
-            let mut f = tokio::fs::File::open(&path)
-                .await
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            if start.byte > 0 {
-                use tokio::io::AsyncSeekExt;
-                f.seek(std::io::SeekFrom::Start(start.byte))
-                    .await
-                    .with_context(|| {
-                        format!("cannot resume {} at byte {}", path.display(), start.byte)
-                    })?;
-                tracing::info!(file = %path.display(), byte = start.byte, line = start.line, "resuming where the last committed transaction ended");
-            }
-            (path.display().to_string(), Box::new(f))
+            path.display().to_string()
         };
-        self.inputs.pop();
+        if let Some(r) = &start {
+            tracing::info!(file = %name, byte = r.byte, line = r.line, index = r.index, "resuming where the last committed transaction ended");
+        }
+        let (tx, rx) = mpsc::channel(AHEAD);
+        let max = self.max_message_bytes;
+        let thread_name = name.clone();
+        // A plain thread, not the runtime's blocking pool: one blocked on standard input does
+        // not hold the runtime's shutdown; it ends when its receiver is gone.
+        let spawned = std::thread::Builder::new()
+            .name("file-reader".into())
+            .spawn(move || read_file(&path, &thread_name, start, max, &tx));
+        if let Err(e) = spawned {
+            let (tx, rx_err) = mpsc::channel(1);
+            let _ = tx.try_send(Err(
+                anyhow::Error::new(e).context("cannot start a reading thread")
+            ));
+            self.current = Some(Current {
+                name,
+                identity,
+                rx: rx_err,
+                ready: VecDeque::new(),
+            });
+            return true;
+        }
         self.current = Some(Current {
             name,
             identity,
-            reader: BufReader::with_capacity(1 << 20, reader),
-            line: start.line,
-            byte: start.byte,
+            rx,
+            ready: VecDeque::new(),
         });
-        Ok(true)
+        true
+    }
+}
+
+/// Reads one file to its end (or until the source is gone), in batches of bodies.
+fn read_file(
+    path: &Path,
+    name: &str,
+    start: Option<framing::Resume>,
+    max: usize,
+    tx: &mpsc::Sender<Result<Vec<Body>>>,
+) {
+    let opened = if path.as_os_str() == "-" {
+        framing::decompress(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+            .map(|(r, _)| r)
+    } else {
+        framing::open(path, start.as_ref()).map(|(r, _)| r)
+    };
+    let reader = match opened {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(anyhow::Error::new(e).context(format!(
+                "cannot read {name}{}",
+                start.map_or(String::new(), |r| format!(" from byte {}", r.byte))
+            ))));
+            return;
+        }
+    };
+    let mut framer = match start {
+        // Standard input cannot be skipped to a byte: it is read from where it is.
+        Some(r) if path.as_os_str() != "-" => Framer::resume(reader, max, &r),
+        _ => Framer::new(reader, max),
+    };
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    loop {
+        match framer.next() {
+            Ok(Some(f)) => {
+                bytes += f.body.len();
+                batch.push(Body {
+                    bytes: f.body.to_vec(),
+                    problem: f.problem,
+                    start: f.start,
+                    line: f.line,
+                    index: f.index,
+                    resume: f.resume,
+                });
+                if bytes >= BATCH_BYTES || batch.len() >= 1024 {
+                    bytes = 0;
+                    if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return; // the source is gone
+                    }
+                }
+            }
+            Ok(None) => {
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                return;
+            }
+            Err(e) => {
+                if !batch.is_empty() && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                    return;
+                }
+                let _ = tx.blocking_send(Err(
+                    anyhow::Error::new(e).context(format!("cannot read {name}"))
+                ));
+                return;
+            }
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl Source for FileSource {
     async fn next(&mut self) -> Result<Option<Message>> {
+        self.problem = None;
         loop {
-            if self.current.is_none() && !self.open_next().await? {
+            if self.current.is_none() && !self.open_next() {
                 return Ok(None);
             }
             let c = self.current.as_mut().expect("opened above");
-            // Cancel-safe: a line cut short by a cancelled read stays in `buf` and the next
-            // call completes it; `buf` is emptied only when a whole line is taken.
-            let n = c
-                .reader
-                .read_until(b'\n', &mut self.buf)
-                .await
-                .with_context(|| format!("cannot read {}", c.name))?;
-            if n == 0 && self.buf.is_empty() {
-                self.current = None;
+            let Some(b) = c.ready.pop_front() else {
+                // Cancel-safe: a batch is either received whole or left in the channel.
+                match c.rx.recv().await {
+                    Some(batch) => c.ready.extend(batch?),
+                    None => self.current = None,
+                }
                 continue;
-            }
-            c.line += 1;
-            let mut body = std::mem::take(&mut self.buf);
-            c.byte += body.len() as u64;
-            while body.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                body.pop();
-            }
-            if body.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
+            };
+            let document = matches!(b.resume.layout, Layout::Document(_));
+            self.problem = b.problem;
             return Ok(Some(Message {
-                body,
+                body: b.bytes,
                 partition: c.identity.clone(),
-                position: c.line,
+                position: b.index as i64,
                 origin: Origin {
                     kind: Text("file".into()),
                     file: Some(Text(c.name.clone().into())),
-                    line: Some(c.line as u64),
+                    line: Some(b.line),
+                    // In a document the line does not tell one element from the next.
+                    offset: document.then(|| Text(b.start.to_string().into())),
                     ..Origin::default()
                 },
-                resume: Some(serde_json::json!({"byte": c.byte, "line": c.line})),
+                resume: Some(Resume(b.resume).to_json()),
             }));
         }
     }
 
+    fn problem(&mut self) -> Option<Problem> {
+        self.problem.take()
+    }
+
     fn commit(&mut self, points: &[(String, i64)]) -> Result<()> {
-        for (file, line) in points {
-            tracing::debug!(%file, delivered_before_line = line, "file position");
+        for (file, position) in points {
+            tracing::debug!(%file, delivered_before = position, "file position");
         }
         Ok(())
     }
@@ -266,6 +396,65 @@ mod tests {
         let three = again.next().await.unwrap().unwrap();
         assert_eq!((three.body.as_slice(), three.position), (&b"three"[..], 3));
         assert!(again.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_gzip_document_gives_its_elements_and_resumes_inside_its_array() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("page.json.gz");
+        let doc = "{\n  \"@odata.context\": \"x\",\n  \"value\": [\n    {\"id\": \"1\"},\n    {\"id\": \"2\"},\n    {\"id\": \"3\"}\n  ]\n}\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(doc.as_bytes()).unwrap();
+        std::fs::write(&a, gz.finish().unwrap()).unwrap();
+        let mut first = FileSource::new(vec![a.clone()]).unwrap();
+        let one = first.next().await.unwrap().unwrap();
+        assert_eq!(
+            (one.body.as_slice(), one.position),
+            (&b"{\"id\": \"1\"}"[..], 1)
+        );
+        assert_eq!(one.origin.line, Some(4));
+        assert_eq!(one.origin.offset.as_ref().map(|t| t.as_str()), Some("44"));
+        let two = first.next().await.unwrap().unwrap();
+        assert_eq!(
+            two.resume,
+            Some(serde_json::json!({"byte": 72, "line": 4, "element": 2, "in": "{["}))
+        );
+        let mut again = FileSource::new(vec![a.clone()]).unwrap();
+        let resume = Resume::from_json(two.resume.as_ref().unwrap()).unwrap();
+        again.resume_from([(two.partition.clone(), resume)].into());
+        let three = again.next().await.unwrap().unwrap();
+        assert_eq!(
+            (three.body.as_slice(), three.position),
+            (&b"{\"id\": \"3\"}"[..], 3)
+        );
+        assert_eq!(three.origin.line, Some(6));
+        assert!(again.next().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_largest_size_is_cut_and_named_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.jsonl");
+        std::fs::write(&a, format!("one\n{}\nthree\n", "x".repeat(300))).unwrap();
+        let mut s = build(&FileSettings {
+            inputs: vec![a],
+            max_message_bytes: 100,
+        })
+        .unwrap();
+        assert_eq!(s.next().await.unwrap().unwrap().body, b"one");
+        assert_eq!(s.problem(), None);
+        let big = s.next().await.unwrap().unwrap();
+        assert_eq!(big.body.len(), 100);
+        assert_eq!(
+            s.problem(),
+            Some(Problem::TooLarge {
+                size: 300,
+                max: 100
+            })
+        );
+        let three = s.next().await.unwrap().unwrap();
+        assert_eq!((three.body.as_slice(), s.problem()), (&b"three"[..], None));
     }
 
     #[test]
