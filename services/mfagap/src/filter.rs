@@ -1,30 +1,38 @@
-//! `mfagap filter`: JSON Lines of message bodies in, emitted sign-ins out, on every core.
+//! `mfagap filter`: files of message bodies in, emitted sign-ins out, on every core.
 //!
 //! Three stages joined by bounded channels, so memory is fixed whatever the input size:
-//! one reader cuts the input into chunks on line boundaries, workers decode, classify and
-//! serialize whole chunks (the expensive part, in parallel), and the writer — the only stage
-//! that sees records in sequence — suppresses duplicates and writes. Output order follows
-//! chunk completion, not input order, which the command's contract allows.
+//! one reader cuts each input into message bodies (JSON Lines, or one JSON document split
+//! into its elements, plain or compressed: see `mfagap_core::framing`) and hands them out in
+//! chunks, workers decode, classify and serialize whole chunks (the expensive part, in
+//! parallel), and the writer — the only stage that sees records in sequence — suppresses
+//! duplicates and writes. Output order follows chunk completion, not input order, which the
+//! command's contract allows.
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use mfagap_core::dedup::{self, Key, Window};
 use mfagap_core::encode::{Encoder, EncoderOptions, Format, OcsfVersion};
+use mfagap_core::framing::{self, Framer, Layout, Problem};
 use mfagap_core::lenient::Text;
 use mfagap_core::{Classifier, ClassifierConfig, Output, Processor, Reason, Source, Stats};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Size of the chunks the reader hands to workers: large enough to amortise channel
 /// hand-offs, small enough that a few in flight per worker keep memory low.
 const CHUNK: usize = 1 << 20;
 
+/// Bodies in a chunk at most: a chunk of tiny bodies stays a chunk of reasonable work.
+const CHUNK_BODIES: usize = 16 << 10;
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct FilterArgs {
-    /// JSON Lines files of Event Hubs message bodies; `-` (the default) reads standard input.
+    /// Files of Event Hubs message bodies: JSON Lines, or one JSON document (an array, a
+    /// `{"records":[…]}` envelope or a Graph page, split into its elements); gzip or zstd
+    /// compressed or not. `-` (the default) reads standard input.
     #[arg(value_name = "FILE")]
     pub inputs: Vec<PathBuf>,
     /// Classify workload identities (service principals, managed identities) too.
@@ -44,6 +52,11 @@ pub(crate) struct FilterArgs {
     /// How many distinct sign-ins duplicate suppression remembers (0 turns it off).
     #[arg(long, value_name = "N", default_value_t = dedup::DEFAULT_CAPACITY, env = "MFAGAP_DEDUP_WINDOW")]
     pub dedup_window: usize,
+    /// The largest message body in bytes: a line, array element or record over it is a dead
+    /// letter `too_large` that keeps its first 64 KiB. The default, 20 MiB, is what an Event
+    /// Hubs Dedicated event may carry; Standard and Premium allow 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = framing::DEFAULT_MAX_MESSAGE_BYTES, env = "MFAGAP_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: usize,
     /// Worker threads; 0 uses every core.
     #[arg(long, value_name = "N", default_value_t = 0, env = "MFAGAP_THREADS")]
     pub threads: usize,
@@ -79,17 +92,81 @@ impl FilterArgs {
     }
 }
 
-/// One input: a name for dead letters and `source.file`, and its reader.
+/// One input: a name for dead letters and `source.file`, and its message bodies.
 struct Input {
     name: String,
-    reader: Box<dyn Read + Send>,
+    bodies: Box<dyn Bodies>,
 }
 
-/// A run of whole lines from one input.
+/// One message body of an input, and where it was.
+struct Body<'a> {
+    bytes: &'a [u8],
+    /// Set when the body could not be taken whole: it is a dead letter.
+    problem: Option<Problem>,
+    /// The line it starts on.
+    line: u64,
+    /// Its number in the input and its (uncompressed) byte offset, for the elements of a
+    /// document, where a line does not tell one body from the next.
+    element: Option<(u64, u64)>,
+}
+
+/// The message bodies of one input, in order.
+trait Bodies: Send {
+    /// The next body; `None` at the end of the input.
+    fn next(&mut self) -> io::Result<Option<Body<'_>>>;
+    /// Bytes read so far, decompressed.
+    fn read_so_far(&self) -> u64;
+}
+
+impl<R: Read + Send> Bodies for Framer<R> {
+    fn next(&mut self) -> io::Result<Option<Body<'_>>> {
+        let document = matches!(self.layout(), Some(Layout::Document(_)));
+        Ok(Framer::next(self)?.map(|f| Body {
+            bytes: f.body,
+            problem: f.problem,
+            line: f.line,
+            element: document.then_some((f.index, f.start)),
+        }))
+    }
+
+    fn read_so_far(&self) -> u64 {
+        self.bytes_read()
+    }
+}
+
+/// Opens one input and turns it into message bodies: the one place that knows the formats of
+/// input files. JSON Lines or one JSON document, plain, gzip or zstd (told by the content,
+/// not the name).
+fn open_bodies(path: &Path, max_message_bytes: usize) -> Result<Input> {
+    if path.as_os_str() == "-" {
+        let (reader, _) = framing::decompress(BufReader::with_capacity(CHUNK, io::stdin()))
+            .context("cannot read standard input")?;
+        return Ok(Input {
+            name: "-".into(),
+            bodies: Box::new(Framer::new(reader, max_message_bytes)),
+        });
+    }
+    let (reader, _) =
+        framing::open(path, None).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Input {
+        name: path.display().to_string(),
+        bodies: Box::new(Framer::new(reader, max_message_bytes)),
+    })
+}
+
+/// A run of whole message bodies from one input, one after the other in `data`.
 struct Chunk {
     input: usize,
-    first_line: u64,
     data: Vec<u8>,
+    bodies: Vec<Meta>,
+}
+
+/// Where one body of a chunk is, and where it was in its input.
+struct Meta {
+    end: usize,
+    problem: Option<Problem>,
+    line: u64,
+    element: Option<(u64, u64)>,
 }
 
 /// What a worker made of a chunk: serialized records awaiting the duplicate check.
@@ -102,7 +179,7 @@ struct Done {
 
 pub(crate) fn run(args: FilterArgs) -> Result<()> {
     let started = Instant::now();
-    let inputs = open_inputs(&args.inputs)?;
+    let inputs = open_inputs(&args.inputs, args.max_message_bytes)?;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let mut dead_out = match &args.dead_letter {
         Some(path) => Some(BufWriter::new(File::create(path).with_context(|| {
@@ -169,7 +246,7 @@ pub(crate) fn run(args: FilterArgs) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!("{stats}");
     eprintln!(
-        "read {:.1} MB in {secs:.2} s ({:.0} MB/s, {:.0} records/s) on {threads} worker threads",
+        "read {:.1} MB (decompressed) in {secs:.2} s ({:.0} MB/s, {:.0} records/s) on {threads} worker threads",
         bytes_in as f64 / 1e6,
         bytes_in as f64 / 1e6 / secs.max(1e-9),
         stats.records as f64 / secs.max(1e-9)
@@ -183,7 +260,7 @@ pub(crate) fn run(args: FilterArgs) -> Result<()> {
 }
 
 /// Opens every input before reading any, so a typo fails at once with nothing written.
-fn open_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
+fn open_inputs(paths: &[PathBuf], max_message_bytes: usize) -> Result<Vec<Input>> {
     let default = [PathBuf::from("-")];
     let paths = if paths.is_empty() {
         &default[..]
@@ -195,22 +272,7 @@ fn open_inputs(paths: &[PathBuf]) -> Result<Vec<Input>> {
     }
     paths
         .iter()
-        .map(|p| {
-            if p.as_os_str() == "-" {
-                return Ok(Input {
-                    name: "-".into(),
-                    reader: Box::new(io::stdin()),
-                });
-            }
-            let file = File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-            if file.metadata().is_ok_and(|m| m.is_dir()) {
-                bail!("cannot read {}: it is a directory", p.display());
-            }
-            Ok(Input {
-                name: p.display().to_string(),
-                reader: Box::new(file),
-            })
-        })
+        .map(|p| open_bodies(p, max_message_bytes))
         .collect()
 }
 
@@ -240,50 +302,45 @@ impl Pool {
     }
 }
 
-/// Cuts each input into chunks of whole lines; returns the bytes read.
+/// Cuts each input into chunks of whole message bodies; returns the bytes read.
 fn read_chunks(inputs: Vec<Input>, tx: Sender<Chunk>, pool: Pool) -> Result<u64> {
     let mut total = 0u64;
     for (index, mut input) in inputs.into_iter().enumerate() {
-        let mut line = 1u64;
-        let mut carry: Vec<u8> = Vec::new();
+        let mut chunk = Chunk {
+            input: index,
+            data: pool.take(CHUNK),
+            bodies: Vec::new(),
+        };
         loop {
-            let mut buf = pool.take(CHUNK + carry.len());
-            buf.extend_from_slice(&carry);
-            carry.clear();
-            let n = (&mut input.reader)
-                .take(CHUNK as u64)
-                .read_to_end(&mut buf)
+            let body = input
+                .bodies
+                .next()
                 .with_context(|| format!("cannot read {}", input.name))?;
-            total += n as u64;
-            let eof = n == 0;
-            let cut = if eof {
-                buf.len()
-            } else {
-                match memchr::memrchr(b'\n', &buf) {
-                    Some(i) => i + 1,
-                    None => {
-                        carry = buf; // one line longer than a chunk: keep reading it
-                        continue;
-                    }
-                }
-            };
-            carry.extend_from_slice(&buf[cut..]);
-            buf.truncate(cut);
-            if !buf.is_empty() {
-                let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
-                let chunk = Chunk {
-                    input: index,
-                    first_line: line,
-                    data: buf,
-                };
-                line += lines;
-                if tx.send(chunk).is_err() {
+            let Some(body) = body else { break };
+            chunk.data.extend_from_slice(body.bytes);
+            chunk.bodies.push(Meta {
+                end: chunk.data.len(),
+                problem: body.problem,
+                line: body.line,
+                element: body.element,
+            });
+            if chunk.data.len() >= CHUNK || chunk.bodies.len() >= CHUNK_BODIES {
+                let full = std::mem::replace(
+                    &mut chunk,
+                    Chunk {
+                        input: index,
+                        data: pool.take(CHUNK),
+                        bodies: Vec::new(),
+                    },
+                );
+                if tx.send(full).is_err() {
                     return Ok(total); // the writer stopped; its error is reported
                 }
             }
-            if eof {
-                break;
-            }
+        }
+        total += input.bodies.read_so_far();
+        if !chunk.bodies.is_empty() && tx.send(chunk).is_err() {
+            return Ok(total);
         }
     }
     Ok(total)
@@ -321,32 +378,36 @@ fn process_chunk(
         stats: Stats::default(),
     };
     let ingested_at = chrono::Utc::now().timestamp_micros();
-    let mut line_no = chunk.first_line;
-    let data = &chunk.data[..];
     let mut start = 0;
-    while start < data.len() {
-        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
-        let line = &data[start..end];
-        start = end + 1;
-        let this_line = line_no;
-        line_no += 1;
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let source = Source {
-            kind: Text("file".into()),
-            file: Some(Text(name.into())),
-            line: Some(this_line),
-            ..Source::default()
-        };
+    for meta in &chunk.bodies {
+        let body = &chunk.data[start..meta.end];
+        start = meta.end;
         let Done {
             json,
             records,
             dead,
             stats,
         } = &mut done;
-        p.process(line, &source, ingested_at, stats, &mut |o| match o {
+        if let Some(problem) = meta.problem {
+            stats.messages += 1;
+            stats.count_dead_letter(problem.code(), true);
+            let d = mfagap_core::DeadLetter {
+                raw: body,
+                code: problem.code(),
+                error: problem.to_string(),
+                record: None,
+            };
+            write_dead_letter(dead, name, meta, &d, Some(problem));
+            continue;
+        }
+        let source = Source {
+            kind: Text("file".into()),
+            file: Some(Text(name.into())),
+            line: Some(meta.line),
+            offset: meta.element.map(|(_, byte)| Text(byte.to_string().into())),
+            ..Source::default()
+        };
+        p.process(body, &source, ingested_at, stats, &mut |o| match o {
             Output::SignIn(s) => {
                 let start = json.len();
                 encoder.write_payload(&s, json);
@@ -354,14 +415,20 @@ fn process_chunk(
                 records.push((s.dedup_key(), s.reason, start, json.len()));
             }
             Output::DeadLetter(d) => {
-                write_dead_letter(dead, name, this_line, &d);
+                write_dead_letter(dead, name, meta, &d, None);
             }
         });
     }
     done
 }
 
-fn write_dead_letter(out: &mut Vec<u8>, file: &str, line: u64, d: &mfagap_core::DeadLetter) {
+fn write_dead_letter(
+    out: &mut Vec<u8>,
+    file: &str,
+    at: &Meta,
+    d: &mfagap_core::DeadLetter,
+    problem: Option<Problem>,
+) {
     let (raw, raw_base64) = match std::str::from_utf8(d.raw) {
         Ok(text) => (Some(text), None),
         Err(_) => (
@@ -369,15 +436,22 @@ fn write_dead_letter(out: &mut Vec<u8>, file: &str, line: u64, d: &mfagap_core::
             Some(base64::engine::general_purpose::STANDARD.encode(d.raw)),
         ),
     };
-    let entry = serde_json::json!({
+    let mut entry = serde_json::json!({
         "file": file,
-        "line": line,
+        "line": at.line,
         "record": d.record,
         "code": d.code,
         "error": d.error,
         "raw": raw,
         "rawBase64": raw_base64,
     });
+    if let Some((element, byte)) = at.element {
+        entry["element"] = element.into();
+        entry["byte"] = byte.into();
+    }
+    if let Some(Problem::TooLarge { size, .. }) = problem {
+        entry["size"] = size.into();
+    }
     serde_json::to_writer(&mut *out, &entry).expect("JSON to a Vec cannot fail");
     out.push(b'\n');
 }
