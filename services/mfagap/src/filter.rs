@@ -134,9 +134,29 @@ impl<R: Read + Send> Bodies for Framer<R> {
     }
 }
 
+/// An Event Hubs Capture file: each event's body, numbered as lines are.
+impl<R: Read + Send> Bodies for mfagap_ingest::source::capture::EventBodies<R> {
+    fn next(&mut self) -> io::Result<Option<Body<'_>>> {
+        let max = self.max_message_bytes();
+        let next = self
+            .next_body()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:#}")))?;
+        Ok(next.map(|(event, bytes)| Body {
+            bytes,
+            problem: framing::too_large(bytes, max),
+            line: event,
+            element: None,
+        }))
+    }
+
+    fn read_so_far(&self) -> u64 {
+        self.bytes_read()
+    }
+}
+
 /// Opens one input and turns it into message bodies: the one place that knows the formats of
-/// input files. JSON Lines or one JSON document, plain, gzip or zstd (told by the content,
-/// not the name).
+/// input files. JSON Lines or one JSON document, plain, gzip or zstd, or an Event Hubs
+/// Capture (Avro) file (told by the content, not the name).
 fn open_bodies(path: &Path, max_message_bytes: usize) -> Result<Input> {
     if path.as_os_str() == "-" {
         let (reader, _) = framing::decompress(BufReader::with_capacity(CHUNK, io::stdin()))
@@ -144,6 +164,13 @@ fn open_bodies(path: &Path, max_message_bytes: usize) -> Result<Input> {
         return Ok(Input {
             name: "-".into(),
             bodies: Box::new(Framer::new(reader, max_message_bytes)),
+        });
+    }
+    use mfagap_ingest::source::capture::EventBodies;
+    if let Some(events) = EventBodies::open_if_avro(path, max_message_bytes)? {
+        return Ok(Input {
+            name: path.display().to_string(),
+            bodies: Box::new(events),
         });
     }
     let (reader, _) =

@@ -451,3 +451,89 @@ fn exactly_once_from_capture_files_resumes_where_it_stopped() {
         "the dead letters, each once"
     );
 }
+
+/// `mfagap filter` reads Capture files (known by their first bytes) as it reads JSON Lines:
+/// the files give the same records and dead letters as the bodies as JSON Lines, whatever the
+/// codec. An event without a body is a dead letter at its event's number, as from the
+/// capture source; a damaged file is an error that names it.
+#[test]
+fn filter_reads_capture_files_as_the_bodies_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated(1_200, 41, 3, false);
+    let (files, _) = lay_out(&input);
+    let jsonl = dir.path().join("bodies.jsonl");
+    input.write(&jsonl).unwrap();
+    let filter = |paths: &[PathBuf], dead: &Path| {
+        let out = ok(&mfagap()
+            .args(["filter", "--dead-letter"])
+            .arg(dead)
+            .args(paths)
+            .output()
+            .unwrap());
+        let mut records: Vec<Value> = out
+            .lines()
+            .map(|l| mfagap_testkit::comparable(l.as_bytes()))
+            .collect();
+        records.sort_by_key(|v| v["id"].as_str().unwrap().to_owned());
+        let mut dead: Vec<Value> = std::fs::read_to_string(dead)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("file");
+                v.as_object_mut().unwrap().remove("line");
+                v
+            })
+            .collect();
+        dead.sort_by_key(|v| v.to_string());
+        (records, dead)
+    };
+    let want = filter(&[jsonl], &dir.path().join("want-dead.jsonl"));
+    assert!(!want.0.is_empty() && !want.1.is_empty());
+    for codec in ["deflate", "snappy", "null"] {
+        let root = dir.path().join(codec);
+        let mut paths = Vec::new();
+        for (rel, events) in &files {
+            write_capture_file(&root.join(rel), events, codec).unwrap();
+            paths.push(root.join(rel));
+        }
+        let got = filter(&paths, &dir.path().join(format!("{codec}-dead.jsonl")));
+        assert!(got == want, "{codec}: the same records and dead letters");
+    }
+
+    let mut event = CaptureEvent::new(7, b"");
+    event.body = None;
+    let bodiless = dir.path().join("bodiless.avro");
+    write_capture_file(&bodiless, &[CaptureEvent::new(6, b"[]"), event], "null").unwrap();
+    let dead = dir.path().join("bodiless-dead.jsonl");
+    ok(&mfagap()
+        .args(["filter", "--dead-letter"])
+        .arg(&dead)
+        .arg(&bodiless)
+        .output()
+        .unwrap());
+    let letters: Vec<Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["file"], bodiless.display().to_string());
+    assert_eq!(
+        (&letters[0]["line"], &letters[0]["raw"]),
+        (&Value::from(2), &Value::from(""))
+    );
+
+    let mut damaged = std::fs::read(&bodiless).unwrap();
+    damaged.truncate(damaged.len() - 8);
+    let damaged_path = dir.path().join("damaged.avro");
+    std::fs::write(&damaged_path, damaged).unwrap();
+    let out = mfagap().arg("filter").arg(&damaged_path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is damaged", damaged_path.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

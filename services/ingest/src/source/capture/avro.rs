@@ -15,7 +15,10 @@
 use anyhow::{Context, Result, bail};
 use apache_avro::Schema;
 use apache_avro::types::Value;
-use std::io::Read;
+use std::io::{Read, Seek};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first bytes of every Avro container file.
 pub const MAGIC: &[u8; 4] = b"Obj\x01";
@@ -123,88 +126,90 @@ fn unwrap_union(v: Value) -> Value {
     }
 }
 
-/// A Capture file as JSON Lines: each event's body on a line of its own, for readers of
-/// message bodies one per line (`mfagap filter`).
-///
-/// A body is JSON, where a line break can only be whitespace between tokens (one inside a
-/// string is escaped): line breaks in a body become spaces, which leaves its JSON as it was.
-/// An event without a body has no line to be: it is an error that names the file and the
-/// event (the ingest service's `capture` source sends it on as an empty message, a dead
-/// letter).
-pub struct JsonLines<R: Read> {
-    events: Events<R>,
-    line: Vec<u8>,
-    at: usize,
+/// A Capture file's events as message bodies, for a reader that takes bodies one at a time
+/// (`mfagap filter`): each body with its event's number. An event without a body gives an
+/// empty one, which the core makes a dead letter (as from the capture source).
+pub struct EventBodies<R: Read> {
+    events: Events<Counted<R>>,
+    read: Arc<AtomicU64>,
+    body: Vec<u8>,
+    max_message_bytes: usize,
 }
 
-impl<R: Read> JsonLines<R> {
-    /// Reads the file's header; `name` is what errors say.
-    pub fn open(reader: R, name: &str) -> Result<JsonLines<R>> {
-        Ok(JsonLines {
-            events: Events::open(reader, name)?,
-            line: Vec::new(),
-            at: 0,
-        })
-    }
-}
-
-impl<R: Read> Read for JsonLines<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.line.len() {
-            let Some(event) = self.events.next() else {
-                return Ok(0);
-            };
-            let event = event.map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:#}"))
-            })?;
-            let body = event.body.unwrap_or_default();
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: event {} (sequence number {}) has no body",
-                        self.events.name,
-                        event.index,
-                        event
-                            .sequence_number
-                            .map_or_else(|| "unknown".to_owned(), |n| n.to_string())
-                    ),
-                ));
+impl EventBodies<std::io::BufReader<std::fs::File>> {
+    /// The file's events when it is an Avro file (its first bytes say so); `None` when it is
+    /// not, for a reader of other formats to open. `max_message_bytes` is kept for the
+    /// reader's size check.
+    pub fn open_if_avro(path: &Path, max_message_bytes: usize) -> Result<Option<Self>> {
+        let name = path.display().to_string();
+        let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {name}"))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Ok(None); // the reader of other formats says what it is
+        }
+        let mut head = [0u8; 4];
+        let mut n = 0;
+        while n < head.len() {
+            match file.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(got) => n += got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
             }
-            self.line.clear();
-            self.line.extend(body.iter().map(|b| match b {
-                b'\n' | b'\r' => b' ',
-                b => *b,
-            }));
-            self.line.push(b'\n');
-            self.at = 0;
         }
-        let n = buf.len().min(self.line.len() - self.at);
-        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        if !is_avro(&head[..n]) {
+            return Ok(None);
+        }
+        file.seek(std::io::SeekFrom::Start(0))
+            .with_context(|| format!("cannot read {name}"))?;
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = Counted {
+            inner: std::io::BufReader::with_capacity(1 << 16, file),
+            read: read.clone(),
+        };
+        Ok(Some(EventBodies {
+            events: Events::open(counted, &name)?,
+            read,
+            body: Vec::new(),
+            max_message_bytes,
+        }))
     }
 }
 
-/// A local file for a reader of JSON Lines: as it is, or, when it is an Avro file (its first
-/// bytes say so), its events' bodies one per line ([`JsonLines`]).
-pub fn json_lines_of(mut file: std::fs::File, name: &str) -> Result<Box<dyn Read + Send>> {
-    let mut head = [0u8; 4];
-    let mut n = 0;
-    while n < head.len() {
-        let got = file
-            .read(&mut head[n..])
-            .with_context(|| format!("cannot read {name}"))?;
-        if got == 0 {
-            break;
+impl<R: Read> EventBodies<R> {
+    /// The next event's number (from 1) and body; `None` at the end of the file.
+    pub fn next_body(&mut self) -> Result<Option<(u64, &[u8])>> {
+        match self.events.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(e),
+            Some(Ok(event)) => {
+                self.body = event.body.unwrap_or_default();
+                Ok(Some((event.index, &self.body)))
+            }
         }
-        n += got;
     }
-    let whole = std::io::Cursor::new(head[..n].to_vec()).chain(file);
-    if is_avro(&head[..n]) {
-        Ok(Box::new(JsonLines::open(whole, name)?))
-    } else {
-        Ok(Box::new(whole))
+
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The largest message body the reader takes, as given to [`EventBodies::open_if_avro`].
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -358,47 +363,35 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn as_json_lines_each_body_is_one_line() {
-        let file = capture_file(&[Some(b"{\"a\":\n1}"), Some(b"[2]")], 0, Codec::Null);
-        let mut text = String::new();
-        JsonLines::open(&file[..], "f")
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, "{\"a\": 1}\n[2]\n");
-        let without = capture_file(&[Some(b"[1]"), None], 9, Codec::Null);
-        let e = JsonLines::open(&without[..], "n.avro")
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("n.avro: event 2 (sequence number 10) has no body"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_file_is_sniffed_for_avro_by_its_first_bytes() {
+    fn event_bodies_come_numbered_from_an_avro_file_and_not_from_another() {
         let dir = tempfile::tempdir().unwrap();
-        let (avro, json, tiny) = (
-            dir.path().join("a"),
-            dir.path().join("b"),
-            dir.path().join("c"),
+        let (avro, json) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&avro, capture_file(&[Some(b"[1]"), None], 0, Codec::Null)).unwrap();
+        std::fs::write(&json, "[1]\n").unwrap();
+        let mut bodies = EventBodies::open_if_avro(&avro, 64).unwrap().unwrap();
+        assert_eq!(bodies.next_body().unwrap(), Some((1, &b"[1]"[..])));
+        assert_eq!(
+            bodies.next_body().unwrap(),
+            Some((2, &b""[..])),
+            "no body: an empty one"
         );
-        std::fs::write(&avro, capture_file(&[Some(b"[1]")], 0, Codec::Null)).unwrap();
-        std::fs::write(&json, "[1]\n[2]\n").unwrap();
+        assert_eq!(bodies.next_body().unwrap(), None);
+        assert_eq!(bodies.bytes_read(), std::fs::metadata(&avro).unwrap().len());
+        assert_eq!(bodies.max_message_bytes(), 64);
+        assert!(EventBodies::open_if_avro(&json, 64).unwrap().is_none());
+        let e = EventBodies::open_if_avro(&dir.path().join("c"), 64)
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("cannot read"), "{e:#}");
+        let tiny = dir.path().join("d");
         std::fs::write(&tiny, "[").unwrap();
-        let read = |p: &std::path::Path| {
-            let mut s = String::new();
-            json_lines_of(std::fs::File::open(p).unwrap(), "x")
-                .unwrap()
-                .read_to_string(&mut s)
-                .unwrap();
-            s
-        };
-        assert_eq!(read(&avro), "[1]\n");
-        assert_eq!(read(&json), "[1]\n[2]\n");
-        assert_eq!(read(&tiny), "[");
+        assert!(
+            EventBodies::open_if_avro(&tiny, 64).unwrap().is_none(),
+            "shorter than the magic"
+        );
+        assert!(
+            EventBodies::open_if_avro(dir.path(), 64).unwrap().is_none(),
+            "a directory is for the other reader to refuse"
+        );
     }
 }

@@ -29,7 +29,7 @@
 pub mod avro;
 mod config;
 
-pub use avro::{Event, Events, JsonLines, is_avro, json_lines_of};
+pub use avro::{Event, EventBodies, Events, is_avro};
 pub use config::{CaptureArgs, CaptureSettings};
 
 use super::{Message, Source};
