@@ -27,13 +27,40 @@ pub struct Ended {
     pub signal: Option<i32>,
     /// User plus system CPU seconds.
     pub cpu_secs: f64,
-    /// Peak resident memory in MB, as the kernel counted it.
+    /// Peak resident memory in MB: the child's own high-water mark (`VmHWM`), sampled while
+    /// it runs. Not `wait4`'s `ru_maxrss`: on Linux that starts from the *parent's* peak when
+    /// the child was spawned (exec records the address space it replaces), so a bench that
+    /// had read a large output before reported it for every later child.
     pub max_rss_mb: f64,
 }
 
-/// Waits for `child` to end and returns the kernel's account of it.
+/// The peak resident memory of `pid` so far, in MB; `None` once it has exited.
+fn high_water_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Waits for `child` to end and returns the kernel's account of it, with its peak RSS sampled
+/// every 10 ms (a peak in its last 10 ms may be missed).
 pub fn wait_with_usage(child: &mut Child) -> Ended {
-    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits a pid_t");
+    let id = child.id();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0.0f64;
+        while let Some(mb) = high_water_mb(id) {
+            peak = peak.max(mb);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        peak
+    });
+    let pid = libc::pid_t::try_from(id).expect("a pid fits a pid_t");
     let mut status = 0;
     // SAFETY: rusage is plain old data; all-zero is a valid value for it.
     #[allow(unsafe_code)]
@@ -47,6 +74,6 @@ pub fn wait_with_usage(child: &mut Child) -> Ended {
         code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
         signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
         cpu_secs: secs(usage.ru_utime) + secs(usage.ru_stime),
-        max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        max_rss_mb: sampler.join().unwrap_or(0.0),
     }
 }
