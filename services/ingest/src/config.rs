@@ -214,8 +214,9 @@ pub struct DeliveryArgs {
         default_value = "entra.signins.positions"
     )]
     pub positions_topic: String,
-    /// Exactly once: a transaction is committed at least this often (the latency it adds).
-    #[arg(long, value_name = "DURATION", env = "MFAGAP_TRANSACTION_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
+    /// Exactly once: a transaction is committed once it has been open this long (within a
+    /// quarter of it): the latency it adds.
+    #[arg(long, value_name = "DURATION", env = "MFAGAP_TRANSACTION_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub transaction_interval: Duration,
     /// Exactly once: … or once it holds this many source messages.
     #[arg(

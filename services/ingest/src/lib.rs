@@ -230,12 +230,16 @@ async fn delivery_plan(
     Ok(transactional.then_some(side))
 }
 
-/// The pipeline settings with exactly-once delivery: the pipeline's tick, which commits due
-/// transactions, comes at least every `--transaction-interval`, so that a transaction waits
-/// no longer than that for its commit.
+/// The pipeline settings with exactly-once delivery: the pipeline's tick, which commits the
+/// transactions open for `--transaction-interval`, comes four times per interval, so that a
+/// transaction is committed within a quarter interval of its due time (with one tick per
+/// interval, one begun just after a tick would wait nearly two).
 fn transactional(settings: &IngestSettings) -> pipeline::PipelineSettings {
     let mut p = settings.pipeline.clone();
-    p.commit_interval = p.commit_interval.min(settings.exactly_once.interval);
+    p.commit_interval = p
+        .commit_interval
+        .min(settings.exactly_once.interval / 4)
+        .max(Duration::from_millis(10));
     p
 }
 
