@@ -464,6 +464,19 @@ mod tests {
             capture.args.settings().unwrap().source,
             SourceSettings::Capture(ref c) if c.location == "az://c/ns"
         ));
+        // `capture:LOCATION` is short for both flags, as `mfagap run` spells it.
+        let capture = Cli::parse_from(["ingest", "--source", "capture:./capture/ns"]);
+        assert!(matches!(
+            capture.args.settings().unwrap().source,
+            SourceSettings::Capture(ref c) if c.location == "./capture/ns"
+        ));
+        let both = Cli::parse_from(["ingest", "--source", "capture:a", "--capture", "b"]);
+        let e = both.args.settings().unwrap_err();
+        assert!(format!("{e:#}").contains("two capture locations"), "{e:#}");
+        for bad in ["capture:", "capture: ", "files", "file:a.jsonl"] {
+            let e = Cli::try_parse_from(["ingest", "--source", bad]).err();
+            assert!(e.is_some(), "{bad} was taken");
+        }
         let eh = Cli::parse_from(["ingest", "--source", "eventhubs"]);
         let e = eh.args.settings().unwrap_err();
         assert!(format!("{e:#}").contains("--eventhubs-namespace"), "{e:#}");

@@ -243,16 +243,16 @@ pub(crate) fn run(args: RunArgs) -> Result<()> {
     match &args.source {
         Input::Generator => {}
         Input::Files(files) => {
-            ingest.source.kind = SourceKind::File;
+            ingest.source.kind = SourceKind::File.into();
             if !files.is_empty() {
                 ingest.source.file.inputs = files.clone();
             }
         }
         Input::Capture(location) => {
-            ingest.source.kind = SourceKind::Capture;
+            ingest.source.kind = SourceKind::Capture.into();
             ingest.source.capture.location = Some(location.clone());
         }
-        Input::Service(kind) => ingest.source.kind = *kind,
+        Input::Service(kind) => ingest.source.kind = (*kind).into(),
     }
     ingest.delivery.delivery = args.delivery;
     if ingest.output.format != mfagap_core::encode::Format::Native {

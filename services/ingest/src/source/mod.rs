@@ -87,6 +87,50 @@ pub enum SourceKind {
     Capture,
 }
 
+/// `--source`: which input, and for `capture` optionally where (`capture:PATH|URL`, short
+/// for `--source capture --capture PATH|URL`, as `mfagap run` spells it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// Which input.
+    pub kind: SourceKind,
+    /// The capture location given with the kind.
+    pub location: Option<String>,
+}
+
+impl From<SourceKind> for SourceSpec {
+    fn from(kind: SourceKind) -> SourceSpec {
+        SourceSpec {
+            kind,
+            location: None,
+        }
+    }
+}
+
+impl std::str::FromStr for SourceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<SourceSpec, String> {
+        use clap::ValueEnum;
+        if let Some(location) = s.strip_prefix("capture:") {
+            let location = location.trim();
+            if location.is_empty() {
+                return Err(
+                    "capture: needs a path or URL, e.g. capture:./capture or capture:az://container/prefix".into(),
+                );
+            }
+            return Ok(SourceSpec {
+                kind: SourceKind::Capture,
+                location: Some(location.to_owned()),
+            });
+        }
+        SourceKind::from_str(s, true)
+            .map(SourceSpec::from)
+            .map_err(|_| {
+                format!("not a source: {s:?} (eventhubs, kafka, file, capture or capture:PATH|URL)")
+            })
+    }
+}
+
 /// Where a partition without a committed position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
@@ -121,14 +165,15 @@ impl std::str::FromStr for StartAt {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Source")]
 pub struct SourceArgs {
-    /// Where message bodies come from.
+    /// Where message bodies come from: eventhubs, kafka, file, or capture (capture:PATH|URL
+    /// is short for --source capture --capture PATH|URL).
     #[arg(
         long = "source",
-        value_enum,
+        value_name = "SOURCE",
         env = "MFAGAP_SOURCE",
         default_value = "kafka"
     )]
-    pub kind: SourceKind,
+    pub kind: SourceSpec,
     /// Event Hubs and Kafka sources: the consumer group (create a dedicated one in Event Hubs).
     #[arg(
         long,
@@ -191,13 +236,15 @@ pub enum SourceSettings {
 impl SourceArgs {
     /// The settings of the source `--source` names; errors name the missing or wrong flag.
     pub fn settings(&self) -> Result<SourceSettings> {
-        Ok(match self.kind {
+        Ok(match self.kind.kind {
             SourceKind::File => SourceSettings::File(self.file.settings(self.max_message_bytes)),
             SourceKind::Kafka => SourceSettings::Kafka(self.kafka.settings(self)?),
             SourceKind::Eventhubs => {
                 SourceSettings::Eventhubs(Box::new(self.eventhubs.settings(self)?))
             }
-            SourceKind::Capture => SourceSettings::Capture(self.capture.settings()?),
+            SourceKind::Capture => {
+                SourceSettings::Capture(self.capture.settings(self.kind.location.as_deref())?)
+            }
         })
     }
 }

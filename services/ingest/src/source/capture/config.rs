@@ -37,9 +37,16 @@ pub struct CaptureSettings {
 }
 
 impl CaptureArgs {
-    /// The settings these flags give; the location is listed when the source starts.
-    pub fn settings(&self) -> Result<CaptureSettings> {
-        let Some(location) = self.location.clone().filter(|l| !l.trim().is_empty()) else {
+    /// The settings these flags give, with the location `--source capture:LOCATION` gave if
+    /// any; the location is listed when the source starts.
+    pub fn settings(&self, given: Option<&str>) -> Result<CaptureSettings> {
+        if let (Some(given), Some(flag)) = (given, &self.location)
+            && given != flag.trim()
+        {
+            bail!("two capture locations: --source capture:{given} and --capture {flag}");
+        }
+        let location = given.map(str::to_owned).or_else(|| self.location.clone());
+        let Some(location) = location.filter(|l| !l.trim().is_empty()) else {
             bail!(
                 "the capture source needs --capture (a Capture file, a directory, or az://CONTAINER/PREFIX)"
             );
