@@ -82,8 +82,17 @@ impl Processor {
             Ok(slots) => slots,
             Err(e) => {
                 stats.count_dead_letter(e.code(), true);
+                stats.count_message_shape(UNKNOWN_SHAPE);
                 out(Output::DeadLetter(DeadLetter::message(body, e.code(), &e)));
                 return;
+            }
+        };
+        let mut message_shape: Option<&'static str> = None;
+        let mut seen = |shape: &'static str| {
+            message_shape = match message_shape {
+                None => Some(shape),
+                Some(s) if s == shape => Some(s),
+                Some(_) => Some(MIXED_SHAPES),
             }
         };
         for slot in slots {
@@ -92,6 +101,7 @@ impl Processor {
                     let category = r.category.as_ref().map_or(NO_CATEGORY, |c| c.as_str());
                     stats.count_category(category);
                     stats.count_shape(shape.as_str());
+                    seen(shape.as_str());
                     match self.classifier.classify(&r) {
                         Ok(Decision::Emit {
                             category,
@@ -131,7 +141,9 @@ impl Processor {
                 } => {
                     let category = category_of(&error);
                     stats.count_category(category);
-                    stats.count_shape(shape.map_or(UNKNOWN_SHAPE, |s| s.as_str()));
+                    let shape = shape.map_or(UNKNOWN_SHAPE, |s| s.as_str());
+                    stats.count_shape(shape);
+                    seen(shape);
                     stats.count_dead_letter(error.code(), false);
                     out(Output::DeadLetter(DeadLetter {
                         raw,
@@ -142,8 +154,14 @@ impl Processor {
                 }
             }
         }
+        stats.count_message_shape(message_shape.unwrap_or(EMPTY_MESSAGE));
     }
 }
+
+/// A message whose records are of different shapes.
+const MIXED_SHAPES: &str = "mixed";
+/// A message that held no record (an empty array or `records`).
+const EMPTY_MESSAGE: &str = "empty";
 
 fn category_of(e: &decode::RecordError) -> &str {
     use decode::RecordError as E;

@@ -22,6 +22,10 @@ pub struct Stats {
     /// that is no object of a known shape); adds up to `records`. Counted per record, not per
     /// message, because one array or envelope may carry records of several shapes.
     pub by_shape: BTreeMap<String, u64>,
+    /// Messages per input shape: the shape of all its records, `mixed` when they differ,
+    /// `empty` when it held none, `unknown` when it was no JSON document of records at all
+    /// (a whole-message dead letter); adds up to `messages`.
+    pub messages_by_shape: BTreeMap<String, u64>,
     /// Emitted records per reason (after duplicate suppression).
     pub emitted: BTreeMap<Reason, u64>,
     /// Succeeded with MFA evidence.
@@ -55,6 +59,24 @@ impl Stats {
             Some(n) => *n += 1,
             None => {
                 self.by_category.insert(category.to_owned(), 1);
+            }
+        }
+    }
+
+    /// A message that was never decoded (too large, cut short): a whole-message dead letter
+    /// of unknown shape.
+    pub fn count_unread_message(&mut self, code: &str) {
+        self.messages += 1;
+        self.count_dead_letter(code, true);
+        self.count_message_shape(crate::shape::UNKNOWN_SHAPE);
+    }
+
+    /// The shape of one whole message (see `messages_by_shape`).
+    pub fn count_message_shape(&mut self, shape: &str) {
+        match self.messages_by_shape.get_mut(shape) {
+            Some(n) => *n += 1,
+            None => {
+                self.messages_by_shape.insert(shape.to_owned(), 1);
             }
         }
     }
@@ -113,6 +135,9 @@ impl Stats {
         for (k, v) in &o.by_shape {
             *self.by_shape.entry(k.clone()).or_default() += v;
         }
+        for (k, v) in &o.messages_by_shape {
+            *self.messages_by_shape.entry(k.clone()).or_default() += v;
+        }
         for (k, v) in &o.emitted {
             *self.emitted.entry(*k).or_default() += v;
         }
@@ -142,6 +167,13 @@ impl Stats {
             + self.dead_letter_records;
         let by_category: u64 = self.by_category.values().sum();
         let by_shape: u64 = self.by_shape.values().sum();
+        let messages_by_shape: u64 = self.messages_by_shape.values().sum();
+        if messages_by_shape != self.messages {
+            return Err(format!(
+                "{} messages, but their shapes add up to {messages_by_shape}",
+                self.messages
+            ));
+        }
         if buckets != self.records || by_category != self.records || by_shape != self.records {
             return Err(format!(
                 "records {} but outcomes add up to {buckets}, categories to {by_category} and \
@@ -162,6 +194,9 @@ impl fmt::Display for Stats {
         }
         for (s, n) in &self.by_shape {
             writeln!(f, "  {:<36} {n}", format!("shape {s}"))?;
+        }
+        for (s, n) in &self.messages_by_shape {
+            writeln!(f, "  {:<36} {n}", format!("messages of shape {s}"))?;
         }
         writeln!(f, "emitted        {}", self.emitted_total())?;
         for r in Reason::ALL {

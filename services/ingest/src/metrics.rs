@@ -18,6 +18,9 @@ pub const RECORDS: &str = "mfagap_ingest_records_total";
 /// Counter: records by the input `shape` they arrived in (`diagnostic`, `graph`,
 /// `log_analytics`, `unknown`); the shapes add up to the records.
 pub const SHAPES: &str = "mfagap_ingest_record_shapes_total";
+/// Counter: message bodies by the `shape` of their records (`mixed` when they differ, `empty`
+/// when there were none, `unknown` when the body was no document of records at all).
+pub const MESSAGE_SHAPES: &str = "mfagap_ingest_message_shapes_total";
 /// Counter: what became of each record, by `outcome`; the outcomes add up to the records.
 pub const OUTCOMES: &str = "mfagap_ingest_record_outcomes_total";
 /// Counter: sign-ins without MFA sent to the output, by `reason`.
@@ -42,6 +45,9 @@ pub fn record_stats(s: &Stats) {
     counter!(MESSAGES).increment(s.messages);
     for (category, n) in &s.by_category {
         counter!(RECORDS, "category" => category.clone()).increment(*n);
+    }
+    for (shape, n) in &s.messages_by_shape {
+        counter!(MESSAGE_SHAPES, "shape" => shape.clone()).increment(*n);
     }
     for (shape, n) in &s.by_shape {
         counter!(SHAPES, "shape" => shape.clone()).increment(*n);
@@ -240,6 +246,26 @@ mod tests {
                 format!("{SHAPES}{{shape=\"graph\"}} 1"),
                 format!("{SHAPES}{{shape=\"log_analytics\"}} 2"),
                 format!("{SHAPES}{{shape=\"unknown\"}} 1"),
+            ],
+            "{text}"
+        );
+        // That message mixed shapes; one more of a single shape, one empty, one not JSON.
+        let mut stats = Stats::default();
+        let graph = br#"{"value":[{"id":"g","createdDateTime":"2025-12-12T14:56:31Z","isInteractive":true,"status":{"errorCode":50126}}]}"#;
+        for body in [&graph[..], b"[]", b"not json"] {
+            mfagap_core::Processor::default().process(body, &source, 0, &mut stats, &mut |_| {});
+        }
+        record_stats(&stats);
+        let text = handle.render();
+        let mut lines = series(&text, MESSAGE_SHAPES);
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                format!("{MESSAGE_SHAPES}{{shape=\"empty\"}} 1"),
+                format!("{MESSAGE_SHAPES}{{shape=\"graph\"}} 1"),
+                format!("{MESSAGE_SHAPES}{{shape=\"mixed\"}} 1"),
+                format!("{MESSAGE_SHAPES}{{shape=\"unknown\"}} 1"),
             ],
             "{text}"
         );

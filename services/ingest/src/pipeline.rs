@@ -121,8 +121,7 @@ pub async fn run<S: Source, K: Sink>(
                     .problem()
                     .or_else(|| framing::too_large(&msg.body, settings.max_message_bytes));
                 if let Some(problem) = problem {
-                    stats.messages += 1;
-                    stats.count_dead_letter(problem.code(), true);
+                    stats.count_unread_message(problem.code());
                     let topic = &settings.dead_letter_topic;
                     records.push(deadletter::framing(&msg.body, problem, &msg.origin, topic));
                 } else {

@@ -416,8 +416,7 @@ fn process_chunk(
             stats,
         } = &mut done;
         if let Some(problem) = meta.problem {
-            stats.messages += 1;
-            stats.count_dead_letter(problem.code(), true);
+            stats.count_unread_message(problem.code());
             let d = mfagap_core::DeadLetter {
                 raw: body,
                 code: problem.code(),
