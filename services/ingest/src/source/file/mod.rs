@@ -231,6 +231,31 @@ impl FileSource {
     }
 }
 
+/// The bodies read and not yet handed to the source.
+#[derive(Default)]
+struct Batch {
+    bodies: Vec<Body>,
+    bytes: usize,
+}
+
+/// Standard input may pause with whole bodies read and batched: they are handed out before
+/// each read that may block, so a body never waits for more input to come.
+struct HandOutBeforeRead<R> {
+    inner: R,
+    batch: std::sync::Arc<std::sync::Mutex<Batch>>,
+    tx: mpsc::Sender<Result<Vec<Body>>>,
+}
+
+impl<R: std::io::Read> std::io::Read for HandOutBeforeRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let bodies = std::mem::take(&mut *self.batch.lock().expect("not poisoned")).bodies;
+        if !bodies.is_empty() && self.tx.blocking_send(Ok(bodies)).is_err() {
+            return Ok(0); // the source is gone: read no more
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Reads one file to its end (or until the source is gone), in batches of bodies.
 fn read_file(
     path: &Path,
@@ -239,9 +264,14 @@ fn read_file(
     max: usize,
     tx: &mpsc::Sender<Result<Vec<Body>>>,
 ) {
+    let batch = std::sync::Arc::new(std::sync::Mutex::new(Batch::default()));
     let opened = if path.as_os_str() == "-" {
-        framing::decompress(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
-            .map(|(r, _)| r)
+        let stdin = HandOutBeforeRead {
+            inner: std::io::stdin(),
+            batch: batch.clone(),
+            tx: tx.clone(),
+        };
+        framing::decompress(std::io::BufReader::with_capacity(1 << 20, stdin)).map(|(r, _)| r)
     } else {
         framing::open(path, start.as_ref()).map(|(r, _)| r)
     };
@@ -260,35 +290,37 @@ fn read_file(
         Some(r) if path.as_os_str() != "-" => Framer::resume(reader, max, &r),
         _ => Framer::new(reader, max),
     };
-    let mut batch = Vec::new();
-    let mut bytes = 0;
+    let take = || std::mem::take(&mut *batch.lock().expect("not poisoned")).bodies;
     loop {
         match framer.next() {
             Ok(Some(f)) => {
-                bytes += f.body.len();
-                batch.push(Body {
-                    bytes: f.body.to_vec(),
-                    problem: f.problem,
-                    start: f.start,
-                    line: f.line,
-                    index: f.index,
-                    resume: f.resume,
-                });
-                if bytes >= BATCH_BYTES || batch.len() >= 1024 {
-                    bytes = 0;
-                    if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return; // the source is gone
-                    }
+                let full = {
+                    let mut b = batch.lock().expect("not poisoned");
+                    b.bytes += f.body.len();
+                    b.bodies.push(Body {
+                        bytes: f.body.to_vec(),
+                        problem: f.problem,
+                        start: f.start,
+                        line: f.line,
+                        index: f.index,
+                        resume: f.resume,
+                    });
+                    b.bytes >= BATCH_BYTES || b.bodies.len() >= 1024
+                };
+                if full && tx.blocking_send(Ok(take())).is_err() {
+                    return; // the source is gone
                 }
             }
             Ok(None) => {
-                if !batch.is_empty() {
-                    let _ = tx.blocking_send(Ok(batch));
+                let rest = take();
+                if !rest.is_empty() {
+                    let _ = tx.blocking_send(Ok(rest));
                 }
                 return;
             }
             Err(e) => {
-                if !batch.is_empty() && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                let rest = take();
+                if !rest.is_empty() && tx.blocking_send(Ok(rest)).is_err() {
                     return;
                 }
                 let _ = tx.blocking_send(Err(
