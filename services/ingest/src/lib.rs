@@ -304,47 +304,22 @@ async fn file_exactly_once(
     side: Vec<String>,
     ready: &Readiness,
 ) -> Result<(source::file::FileSource, ExactlyOnce)> {
-    let eo = &settings.exactly_once;
-    eo.positions.ensure().await?;
     // One transactional id per set of inputs and output topics: a second run fences the
     // first before it reads where the first stopped.
-    let topics: Vec<&str> = settings
-        .pipeline
-        .outputs
-        .iter()
-        .map(|o| o.topic.as_str())
-        .collect();
-    let scope = source::file::positions_scope(&topics.join(","));
-    let id = format!(
-        "{}-file-{:016x}",
-        eo.transactional_id_prefix,
-        xxhash_rust::xxh3::xxh3_64(
-            format!("{scope}\n{}", source.identities().join("\n")).as_bytes()
-        )
-    );
-    let positions = eo.positions.clone();
-    let sink = open_exactly_once(
+    let identity = source.identities().join("\n");
+    let (sink, committed) = replay_exactly_once(
         settings,
-        SourcePositions::Topic {
-            scope: scope.clone(),
-            id,
-        },
+        source::file::positions_scope,
+        "file",
+        &identity,
         side,
         ready,
     )
     .await?;
-    let committed = tokio::task::spawn_blocking(move || positions.read(&scope, None))
-        .await
-        .context("reading the positions topic")??;
     source.resume_from(
         committed
             .into_iter()
-            .filter_map(|(identity, r)| {
-                Some((
-                    identity,
-                    source::file::Resume::from_json(r.resume.as_ref()?)?,
-                ))
-            })
+            .filter_map(|(id, r)| Some((id, source::file::Resume::from_json(&r?)?)))
             .collect(),
     );
     Ok((source, sink))
@@ -359,6 +334,38 @@ async fn capture_exactly_once(
     side: Vec<String>,
     ready: &Readiness,
 ) -> Result<(source::capture::CaptureSource, ExactlyOnce)> {
+    // Named by the location, not by its files: a replay started again after Capture wrote
+    // more files still fences the one before.
+    let identity = source.identity();
+    let (sink, committed) = replay_exactly_once(
+        settings,
+        source::capture::positions_scope,
+        "capture",
+        &identity,
+        side,
+        ready,
+    )
+    .await?;
+    source.resume_from(
+        committed
+            .into_iter()
+            .filter_map(|(id, r)| Some((id, source::capture::Resume::from_json(&r?)?)))
+            .collect(),
+    );
+    Ok((source, sink))
+}
+
+/// What a replay (files, Capture files) shares exactly once: positions under a scope named
+/// after the output topics, one transactional id per scope and `identity` (opening it fences
+/// the previous run), then the resume points that run committed, per partition.
+async fn replay_exactly_once(
+    settings: &IngestSettings,
+    scope_of: fn(&str) -> String,
+    kind: &str,
+    identity: &str,
+    side: Vec<String>,
+    ready: &Readiness,
+) -> Result<(ExactlyOnce, Vec<(String, Option<serde_json::Value>)>)> {
     let eo = &settings.exactly_once;
     eo.positions.ensure().await?;
     let topics: Vec<&str> = settings
@@ -367,13 +374,11 @@ async fn capture_exactly_once(
         .iter()
         .map(|o| o.topic.as_str())
         .collect();
-    let scope = source::capture::positions_scope(&topics.join(","));
-    // Named by the location, not by its files: a replay started again after Capture wrote
-    // more files still fences the one before.
+    let scope = scope_of(&topics.join(","));
     let id = format!(
-        "{}-capture-{:016x}",
+        "{}-{kind}-{:016x}",
         eo.transactional_id_prefix,
-        xxhash_rust::xxh3::xxh3_64(format!("{scope}\n{}", source.identity()).as_bytes())
+        xxhash_rust::xxh3::xxh3_64(format!("{scope}\n{identity}").as_bytes())
     );
     let positions = eo.positions.clone();
     let sink = open_exactly_once(
@@ -389,18 +394,10 @@ async fn capture_exactly_once(
     let committed = tokio::task::spawn_blocking(move || positions.read(&scope, None))
         .await
         .context("reading the positions topic")??;
-    source.resume_from(
-        committed
-            .into_iter()
-            .filter_map(|(identity, r)| {
-                Some((
-                    identity,
-                    source::capture::Resume::from_json(r.resume.as_ref()?)?,
-                ))
-            })
-            .collect(),
-    );
-    Ok((source, sink))
+    Ok((
+        sink,
+        committed.into_iter().map(|(p, r)| (p, r.resume)).collect(),
+    ))
 }
 
 /// The service as its binary runs it: settings checked, logging, signals and the runtime
