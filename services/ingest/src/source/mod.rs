@@ -249,6 +249,27 @@ impl SourceArgs {
     }
 }
 
+/// An object-store builder for an Azure container URL (the environment's account and
+/// credentials first, then `options`: `key=value` as `object_store` names them), shared by
+/// the Event Hubs checkpoint store and the capture source. A value never shows in an error.
+pub(crate) fn azure_builder(
+    location: &str,
+    options: &[mfagap_runtime::Property],
+) -> Result<object_store::azure::MicrosoftAzureBuilder> {
+    use anyhow::Context;
+    let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(location);
+    for p in options {
+        let key: object_store::azure::AzureConfigKey = p.key.parse().with_context(|| {
+            format!(
+                "unknown Azure storage option {}",
+                mfagap_runtime::secret::display_property(&p.key, p.value.expose())
+            )
+        })?;
+        b = b.with_config(key, p.value.expose());
+    }
+    Ok(b)
+}
+
 /// Starts the source the settings describe.
 pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>> {
     Ok(match settings {

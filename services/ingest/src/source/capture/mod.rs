@@ -39,8 +39,6 @@ use mfagap_core::Source as Origin;
 use mfagap_core::lenient::Text;
 use mfagap_runtime::Property;
 use mfagap_runtime::check::Check;
-use mfagap_runtime::secret::display_property;
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::cmp::Ordering;
@@ -342,17 +340,7 @@ fn open_root(location: &str, options: &[Property]) -> Result<Root> {
         }
         Some("az" | "abfs" | "abfss" | "azure" | "adl" | "https" | "http") => {
             let u = url.as_ref().expect("a URL");
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(location);
-            for p in options {
-                let key: AzureConfigKey = p.key.parse().with_context(|| {
-                    format!(
-                        "unknown Azure storage option {}",
-                        display_property(&p.key, p.value.expose())
-                    )
-                })?;
-                b = b.with_config(key, p.value.expose());
-            }
-            let store = b
+            let store = super::azure_builder(location, options)?
                 .build()
                 .with_context(|| format!("cannot open the capture container {location}"))?;
             let prefix = prefix_of(u);

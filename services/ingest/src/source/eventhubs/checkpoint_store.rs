@@ -21,8 +21,7 @@ use azure_core::time::OffsetDateTime;
 use azure_messaging_eventhubs::CheckpointStore;
 use azure_messaging_eventhubs::models::{Checkpoint, Ownership};
 use futures::TryStreamExt;
-use mfagap_runtime::secret::{Property, display_property};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use mfagap_runtime::secret::Property;
 use object_store::path::Path;
 use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, PutMode, PutOptions,
@@ -114,17 +113,7 @@ impl BlobCheckpointStore {
         if container.is_empty() {
             bail!("--checkpoint-store {location:?} names no container");
         }
-        let mut b = MicrosoftAzureBuilder::from_env().with_url(location);
-        for p in options {
-            let key: AzureConfigKey = p.key.parse().with_context(|| {
-                format!(
-                    "unknown Azure storage option {}",
-                    display_property(&p.key, p.value.expose())
-                )
-            })?;
-            b = b.with_config(key, p.value.expose());
-        }
-        let store = b
+        let store = super::super::azure_builder(location, options)?
             .with_container_name(&container)
             .build()
             .with_context(|| format!("cannot open the checkpoint store {location}"))?;
