@@ -420,6 +420,107 @@ mod tests {
         assert!(error.to_string().contains("SignInLogs"), "{error}");
     }
 
+    /// The bad record of each case, its code, and the field its error names.
+    fn refused(body: &str) -> (String, String) {
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(slots.len(), 1, "{body}");
+        let Slot::Bad { error, raw, .. } = &slots[0] else {
+            panic!("accepted: {body}")
+        };
+        assert_eq!(*raw, body.as_bytes());
+        (error.code().to_owned(), error.to_string())
+    }
+
+    #[test]
+    fn a_status_given_as_a_list_is_a_dead_letter_not_a_success() {
+        // Read by position, `[0]` would be `errorCode: 0`, and the sign-in would be emitted.
+        let body = r#"{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","properties":{"id":"x","status":[0]}}"#;
+        let (code, error) = refused(body);
+        assert_eq!(code, "invalid_record");
+        assert!(error.starts_with("invalid SignInLogs record"), "{error}");
+        assert!(error.contains("`status` as an object"), "{error}");
+        let with_result_type = body.replace(r#""time""#, r#""resultType":"0","time""#);
+        assert_eq!(refused(&with_result_type).0, "invalid_record");
+    }
+
+    #[test]
+    fn every_object_field_given_as_a_list_is_a_dead_letter_naming_the_field() {
+        for (field, value, named) in [
+            ("status", "[0,null,null]", "`status`"),
+            ("status", "[]", "`status`"),
+            (
+                "deviceDetail",
+                r#"["Windows",null,true,true]"#,
+                "`deviceDetail`",
+            ),
+            ("location", r#"["Paris"]"#, "`location`"),
+            ("mfaDetail", r#"["PhoneAppOTP"]"#, "`mfaDetail`"),
+            (
+                "appliedConditionalAccessPolicies",
+                r#"[["Require MFA","notApplied",["Mfa"]]]"#,
+                "each of `appliedConditionalAccessPolicies`",
+            ),
+            (
+                "authenticationDetails",
+                r#"[["FIDO2 security key",true]]"#,
+                "each of `authenticationDetails`",
+            ),
+            (
+                "authenticationRequirementPolicies",
+                r#"[["user"]]"#,
+                "each of `authenticationRequirementPolicies`",
+            ),
+        ] {
+            let body = format!(
+                r#"{{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","resultType":"0","properties":{{"id":"x","{field}":{value}}}}}"#
+            );
+            let (code, error) = refused(&body);
+            assert_eq!(code, "invalid_record", "{field}");
+            assert!(error.contains(&format!("{named} as an object")), "{error}");
+        }
+    }
+
+    #[test]
+    fn properties_given_as_a_list_is_a_dead_letter() {
+        let body = r#"{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","resultType":"0","properties":["x",null]}"#;
+        let (code, error) = refused(body);
+        assert_eq!(code, "invalid_record");
+        assert!(error.contains("`properties` as an object"), "{error}");
+    }
+
+    #[test]
+    fn a_record_given_as_a_list_is_not_an_object_even_in_a_valid_envelope() {
+        // By position this list would fill `records`, `time`, `category`, … of a record.
+        let body = r#"{"records":[[null,"2025-12-12T14:56:31Z","SignInLogs","t","0",null,null,{"id":"x","status":{"errorCode":0}}]]}"#;
+        let slots = decode(body.as_bytes()).unwrap();
+        assert_eq!(ids(&slots), ["bad:not_object"]);
+    }
+
+    #[test]
+    fn a_graph_status_given_as_a_list_is_a_dead_letter() {
+        let body = r#"{"id":"g","createdDateTime":"2025-12-12T14:56:31Z","isInteractive":true,"status":[0]}"#;
+        let (code, error) = refused(body);
+        assert_eq!(code, "invalid_record");
+        assert!(error.starts_with("invalid SignInLogs record"), "{error}");
+        assert!(error.contains("`status` as an object"), "{error}");
+    }
+
+    #[test]
+    fn a_row_status_given_as_a_list_or_as_a_string_holding_one_is_a_dead_letter() {
+        for status in [r#"[0]"#, r#""[0]""#, r#"[{"errorCode":0}]"#] {
+            let body = format!(
+                r#"{{"Type":"SigninLogs","Id":"l","TimeGenerated":"2025-12-12T14:56:41Z","Status":{status}}}"#
+            );
+            let (code, error) = refused(&body);
+            assert_eq!(code, "invalid_record", "{status}");
+            assert!(error.contains("`status` as an object"), "{error}");
+        }
+        let body = r#"{"Type":"SigninLogs","Id":"l","TimeGenerated":"2025-12-12T14:56:41Z","ResultType":"0","AuthenticationDetails":"[[\"FIDO2 security key\",true]]"}"#;
+        let (code, error) = refused(body);
+        assert_eq!(code, "invalid_record");
+        assert!(error.contains("each of `authenticationDetails`"), "{error}");
+    }
+
     #[test]
     fn other_categories_pass_whatever_their_shape() {
         let body = r#"[{"category":"AuditLogs","properties":{"id":[1,2],"status":"weird"}},{"category":"AuditLogs"}]"#;

@@ -7,14 +7,62 @@
 //! without building them, and every string borrows from the input unless it had escapes. Every
 //! field is optional here: which absences are errors is decided by `decode` and `classify`,
 //! where the reason can be named.
+//!
+//! Design note: every type here is read from a JSON object and from nothing else. serde's
+//! derived `Deserialize` for a struct also takes a JSON array, field by field in declaration
+//! order, so `"status":[0]` would read as `errorCode: 0`, a success. The derives are therefore
+//! `remote = "Self"` (an inherent `deserialize`), and [`objects_only!`] gives each type the
+//! trait impl, which asks the deserializer for a map: a list where the schema says object is a
+//! decode error naming the field, so the record is a dead letter (`invalid_record`). Every
+//! shape reads these types (a Graph `signIn` is [`Properties`], a row's nested columns are
+//! these types inside `Embedded`), so this one place covers them all.
 
 use crate::lenient::{Code, Flag, Text};
 use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Implements `Deserialize` for each borrowed input type through its derived inherent
+/// `deserialize` (`#[serde(remote = "Self")]`), from a JSON object only. `$what` names the
+/// field in the error: "invalid type: sequence, expected `status` as an object".
+macro_rules! objects_only {
+    ($($ty:ident => $what:literal),* $(,)?) => {$(
+        impl<'de: 'a, 'a> Deserialize<'de> for $ty<'a> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V<'a>(PhantomData<$ty<'a>>);
+                impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+                    type Value = $ty<'a>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str(concat!($what, " as an object"))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$ty<'a>, A::Error> {
+                        $ty::deserialize(MapAccessDeserializer::new(map))
+                    }
+                }
+                d.deserialize_map(V(PhantomData))
+            }
+        }
+    )*};
+}
+
+objects_only! {
+    RawRecord => "a record",
+    Properties => "`properties`",
+    Status => "`status`",
+    DeviceDetail => "`deviceDetail`",
+    Location => "`location`",
+    MfaDetail => "`mfaDetail`",
+    Policy => "each of `appliedConditionalAccessPolicies`",
+    RequirementPolicy => "each of `authenticationRequirementPolicies`",
+    Step => "each of `authenticationDetails`",
+}
 
 /// One diagnostic record. `records` is only set when the message body was the envelope
 /// itself, so one pass over a `{…}` body decodes either an envelope or a single record.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct RawRecord<'a> {
     #[serde(borrow)]
     pub records: Option<Vec<RawRecord<'a>>>,
@@ -35,7 +83,7 @@ pub struct RawRecord<'a> {
 
 /// `properties` of a sign-in record.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct Properties<'a> {
     #[serde(borrow)]
     pub id: Option<Text<'a>>,
@@ -108,7 +156,7 @@ pub struct Properties<'a> {
 
 /// `properties.status`: the error code decides success; the texts explain it.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct Status<'a> {
     pub error_code: Option<Code>,
     #[serde(borrow)]
@@ -118,7 +166,7 @@ pub struct Status<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct DeviceDetail<'a> {
     #[serde(borrow)]
     pub operating_system: Option<Text<'a>>,
@@ -135,7 +183,7 @@ pub struct DeviceDetail<'a> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct Location<'a> {
     #[serde(borrow)]
     pub city: Option<Text<'a>>,
@@ -147,7 +195,7 @@ pub struct Location<'a> {
 
 /// `properties.mfaDetail`, filled only by older records (now usually `{}`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct MfaDetail<'a> {
     #[serde(borrow)]
     pub auth_method: Option<Text<'a>>,
@@ -157,7 +205,7 @@ pub struct MfaDetail<'a> {
 
 /// One entry of `appliedConditionalAccessPolicies`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct Policy<'a> {
     #[serde(borrow)]
     pub display_name: Option<Text<'a>>,
@@ -170,7 +218,7 @@ pub struct Policy<'a> {
 
 /// One entry of `authenticationRequirementPolicies`: who asked for the requirement.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct RequirementPolicy<'a> {
     /// `user`, `request`, `multiConditionalAccess`, `riskBasedPolicy`, `tenantSessionRiskPolicy`, ….
     #[serde(borrow)]
@@ -179,7 +227,7 @@ pub struct RequirementPolicy<'a> {
 
 /// One entry of `authenticationDetails`: the evidence the rule weighs.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(remote = "Self", default, rename_all = "camelCase")]
 pub struct Step<'a> {
     #[serde(borrow)]
     pub authentication_method: Option<Text<'a>>,

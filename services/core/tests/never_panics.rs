@@ -220,6 +220,108 @@ fn row_like() -> impl Strategy<Value = Value> {
         })
 }
 
+/// A successful single-factor sign-in in each shape (emitted as it is), and the name each
+/// shape gives its object fields: `status`, `deviceDetail`, `location`, `mfaDetail`.
+fn good_sign_in(shape: u8) -> (Value, [&'static str; 4]) {
+    match shape {
+        0 => (
+            json!({
+                "category": "SignInLogs",
+                "time": "2025-12-12T14:56:31Z",
+                "properties": {"id": "d", "status": {"errorCode": 0}},
+            }),
+            ["status", "deviceDetail", "location", "mfaDetail"],
+        ),
+        1 => (
+            json!({
+                "id": "g",
+                "createdDateTime": "2025-12-12T14:56:31Z",
+                "isInteractive": true,
+                "status": {"errorCode": 0},
+            }),
+            ["status", "deviceDetail", "location", "mfaDetail"],
+        ),
+        _ => (
+            json!({
+                "Type": "SigninLogs",
+                "Id": "l",
+                "TimeGenerated": "2025-12-12T14:56:31Z",
+                "Status": {"errorCode": 0},
+            }),
+            ["Status", "DeviceDetail", "LocationDetails", "MfaDetail"],
+        ),
+    }
+}
+
+/// Emitted sign-ins and dead letters (code, error) of one body, checking the accounts.
+fn outcome(body: &[u8]) -> (usize, Vec<(String, String)>) {
+    let p = Processor::new(Classifier::new(ClassifierConfig::default()));
+    let source = Source {
+        kind: Text("file".into()),
+        ..Source::default()
+    };
+    let (mut emitted, mut dead) = (0, Vec::new());
+    let mut stats = Stats::default();
+    p.process(body, &source, 0, &mut stats, &mut |o| match o {
+        Output::SignIn(_) => emitted += 1,
+        Output::DeadLetter(d) => dead.push((d.code.to_owned(), d.error)),
+    });
+    for _ in 0..emitted {
+        stats.count_emitted(mfagap_core::Reason::SingleFactor);
+    }
+    stats.check().unwrap();
+    (emitted, dead)
+}
+
+#[test]
+fn the_good_sign_in_of_each_shape_is_emitted() {
+    for shape in 0..3 {
+        let (record, _) = good_sign_in(shape);
+        assert_eq!(
+            outcome(record.to_string().as_bytes()),
+            (1, vec![]),
+            "{record}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// A list where the input schema says object is refused in every shape, whatever the list
+    /// holds (by position `[0]` would read as `errorCode: 0`, a success), in every body form,
+    /// and for a row's column also as a string holding the list.
+    #[test]
+    fn a_list_where_an_object_belongs_is_a_dead_letter_in_every_shape(
+        shape in 0..3u8,
+        field in 0..4usize,
+        items in prop::collection::vec(prop_oneof![Just(json!(0)), Just(json!("0")), any_json()], 0..4),
+        form in 0..3u8,
+        as_string in any::<bool>(),
+    ) {
+        let (mut record, names) = good_sign_in(shape);
+        let list = if shape == 2 && as_string {
+            Value::String(Value::Array(items).to_string())
+        } else {
+            Value::Array(items)
+        };
+        match record.get_mut("properties") {
+            Some(props) => props[names[field]] = list,
+            None => record[names[field]] = list,
+        }
+        let body = match form {
+            0 => json!({ "records": [record] }),
+            1 => json!([record]),
+            _ => record,
+        };
+        let (emitted, dead) = outcome(body.to_string().as_bytes());
+        prop_assert_eq!(emitted, 0, "{}", body);
+        prop_assert_eq!(dead.len(), 1, "{}", body);
+        prop_assert_eq!(dead[0].0.as_str(), "invalid_record", "{:?}", dead);
+        prop_assert!(dead[0].1.contains("as an object"), "{:?}", dead);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 

@@ -112,3 +112,39 @@ fn the_input_schema_accepts_exactly_the_messages_the_decoder_accepts() {
     }
     assert!(good > 300 && bad > 50, "{good} good, {bad} bad");
 }
+
+#[test]
+fn every_input_schema_refuses_a_list_where_the_decoder_refuses_one() {
+    let diagnostic = serde_json::json!({
+        "category": "SignInLogs",
+        "time": "2025-12-12T14:56:31Z",
+        "properties": {"id": "d", "status": {"errorCode": 0}},
+    });
+    let graph = serde_json::json!({
+        "id": "g",
+        "createdDateTime": "2025-12-12T14:56:31Z",
+        "isInteractive": true,
+        "status": {"errorCode": 0},
+    });
+    let row = serde_json::json!({
+        "Type": "SigninLogs",
+        "Id": "l",
+        "TimeGenerated": "2025-12-12T14:56:31Z",
+        "Status": {"errorCode": 0},
+    });
+    for (name, good, path) in [
+        (
+            "input-message.schema.json",
+            diagnostic,
+            "/properties/status",
+        ),
+        ("input-graph-signin.schema.json", graph, "/status"),
+        ("input-log-analytics-row.schema.json", row, "/Status"),
+    ] {
+        let v = schema(name);
+        assert!(v.is_valid(&good), "{name}: {good}");
+        let mut bad = good.clone();
+        *bad.pointer_mut(path).unwrap() = serde_json::json!([0]);
+        assert!(!v.is_valid(&bad), "{name} accepts {bad}");
+    }
+}
