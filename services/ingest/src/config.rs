@@ -174,9 +174,21 @@ pub struct RuleArgs {
     /// How many distinct sign-ins duplicate suppression remembers (0 turns it off).
     #[arg(long, value_name = "N", env = "MFAGAP_DEDUP_WINDOW", default_value_t = mfagap_core::dedup::DEFAULT_CAPACITY)]
     pub dedup_window: usize,
+    /// Messages decoded and classified at once, each on a thread of its own; 0 uses every
+    /// core. Records keep their partition's order whatever the number.
+    #[arg(long, value_name = "N", default_value_t = 0, env = "MFAGAP_THREADS")]
+    pub threads: usize,
 }
 
 impl RuleArgs {
+    /// `--threads`, with 0 resolved to the cores this process may use.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// The classifier these flags describe.
     pub fn classifier(&self) -> mfagap_core::Classifier {
         mfagap_core::Classifier::new(mfagap_core::ClassifierConfig::from_options(
@@ -337,6 +349,7 @@ impl IngestArgs {
             max_message_bytes: self.source.max_message_bytes,
             commit_interval: self.delivery.commit_interval,
             grace_period: self.delivery.grace_period,
+            threads: self.rule.threads(),
         }
     }
 }

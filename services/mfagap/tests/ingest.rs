@@ -8,8 +8,10 @@
 
 mod common;
 
-use common::{dead_letter_payloads, filter_reference, ids, mfagap, output_records};
-use mfagap_testkit::{Broker, Kind, generated, http_get, metric, unique};
+use common::{
+    dead_letter_payloads, filter_in_order, filter_reference, ids, mfagap, output_records,
+};
+use mfagap_testkit::{Broker, Kind, comparable, generated, http_get, metric, unique};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -326,6 +328,70 @@ fn file_source_gives_the_same_output(kind: Kind) {
         .collect();
     dead.sort();
     assert!(dead == want_dead);
+}
+
+#[test]
+fn four_threads_keep_every_record_and_dead_letter_in_input_order() {
+    let b = Broker::start(Kind::Noida).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = topics(&b, 1);
+    // Duplicates in it too: which repeat is suppressed depends on the order records arrive.
+    let input = generated(3_000, 29, 3, true);
+    let file = dir.path().join("in.jsonl");
+    input.write(&file).unwrap();
+    let out = mfagap()
+        .args(["ingest", "--source", "file", "--threads", "4", "--input"])
+        .arg(&file)
+        .args(["--bootstrap", &b.bootstrap, "--topic", &t.output])
+        .args(["--dead-letter-topic", &t.dead])
+        .args(["--listen", &format!("127.0.0.1:{}", mfagap_testkit::port())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (want, want_dead) = filter_in_order(&file, dir.path());
+    // Each output partition's offsets are the order the sink was handed its records: that
+    // order must be filter's, every record in its place.
+    let mut partitions: BTreeMap<i32, Vec<Value>> = BTreeMap::new();
+    for r in b.read_all(&t.output).unwrap() {
+        partitions
+            .entry(r.partition)
+            .or_default()
+            .push(comparable(&r.payload));
+    }
+    assert!(partitions.len() > 1, "the sign-ins spread over partitions");
+    let mut place: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, v) in want.iter().enumerate() {
+        place.insert(v["id"].as_str().unwrap().to_owned(), i);
+    }
+    let mut count = 0;
+    for (p, got) in &partitions {
+        count += got.len();
+        let at: Vec<usize> = got
+            .iter()
+            .map(|v| {
+                let i = place[v["id"].as_str().unwrap()];
+                assert!(*v == want[i], "the record filter printed");
+                i
+            })
+            .collect();
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "partition {p} holds its records in input order"
+        );
+    }
+    assert_eq!(count, want.len(), "every record once");
+    let dead: Vec<Vec<u8>> = b
+        .read_all(&t.dead)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.payload)
+        .collect();
+    assert!(!dead.is_empty());
+    assert!(dead == want_dead, "the dead letters too, in input order");
 }
 
 #[test]

@@ -13,27 +13,35 @@ pub(crate) fn mfagap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mfagap"))
 }
 
-/// What `mfagap filter` prints for the same input: records (comparable form) and dead letters.
+/// What `mfagap filter` prints for the same input: records (comparable form) and dead letters,
+/// sorted.
 pub(crate) fn filter_reference(input: &Input, dir: &Path) -> (Vec<Value>, Vec<Vec<u8>>) {
     let file = dir.join("input.jsonl");
     input.write(&file).unwrap();
+    let (mut records, mut dead) = filter_in_order(&file, dir);
+    records.sort_by_key(|v| v["id"].as_str().unwrap().to_owned());
+    dead.sort();
+    (records, dead)
+}
+
+/// What `mfagap filter` on one thread prints for a file, in the order it prints it: records
+/// (comparable form) and dead letters' bytes.
+pub(crate) fn filter_in_order(file: &Path, dir: &Path) -> (Vec<Value>, Vec<Vec<u8>>) {
     let dl = dir.join("dead.jsonl");
     let out = mfagap()
-        .arg("filter")
-        .arg("--dead-letter")
+        .args(["filter", "--threads", "1", "--dead-letter"])
         .arg(&dl)
-        .arg(&file)
+        .arg(file)
         .output()
         .unwrap();
     assert!(out.status.success());
-    let mut records: Vec<Value> = out
+    let records: Vec<Value> = out
         .stdout
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(comparable)
         .collect();
-    records.sort_by_key(|v| v["id"].as_str().unwrap().to_owned());
-    let mut dead: Vec<Vec<u8>> = std::fs::read(&dl)
+    let dead: Vec<Vec<u8>> = std::fs::read(&dl)
         .unwrap()
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -45,7 +53,6 @@ pub(crate) fn filter_reference(input: &Input, dir: &Path) -> (Vec<Value>, Vec<Ve
             }
         })
         .collect();
-    dead.sort();
     (records, dead)
 }
 
