@@ -116,7 +116,7 @@ impl Target {
                     .await
             }
             Auth::Entra(kind) => {
-                let credential = credential(*kind)?;
+                let credential = credential(*kind, "--eventhubs-credential")?;
                 builder
                     .open(&self.namespace, self.event_hub.clone(), credential)
                     .await
@@ -252,7 +252,10 @@ fn qualify(namespace: &str) -> String {
     }
 }
 
-fn credential(kind: CredentialKind) -> Result<Arc<dyn TokenCredential>> {
+/// The Entra ID credential `kind` names (`auto`: workload identity when its token file is
+/// configured, managed identity otherwise), for every source that authenticates with one;
+/// `flag` names the setting in errors.
+pub(crate) fn credential(kind: CredentialKind, flag: &str) -> Result<Arc<dyn TokenCredential>> {
     use azure_identity::{
         ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
         ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
@@ -281,7 +284,7 @@ fn credential(kind: CredentialKind) -> Result<Arc<dyn TokenCredential>> {
                 env("AZURE_CLIENT_SECRET"),
             ) else {
                 bail!(
-                    "--eventhubs-credential client-secret needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
+                    "{flag} client-secret needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
                 );
             };
             ClientSecretCredential::new(&tenant, client, secret.into(), None).map(|c| c as _)
