@@ -21,6 +21,9 @@ pub async fn check(settings: &IngestSettings, timeout: Duration) -> Vec<Check> {
         SourceSettings::Capture(c) => {
             out.extend(crate::source::capture::check(c, timeout).await);
         }
+        SourceSettings::Graph(g) => {
+            out.extend(crate::source::graph::check(g, timeout).await);
+        }
         SourceSettings::File(f) => {
             if f.inputs.is_empty() {
                 out.push(Check::ok("input", "standard input"));

@@ -2,7 +2,7 @@
 //!
 //! The map of the crate, in the order a message travels:
 //! - [`source`]: where message bodies come from, one folder per input (`file`, `kafka`,
-//!   `eventhubs`, `capture`), each with its settings and a `build()`;
+//!   `eventhubs`, `capture`, `graph`), each with its settings and a `build()`;
 //! - [`pipeline`]: decode and classify once (the core's `Processor`), encode per output
 //!   (the core's encoders), turn bad input into dead letters (`deadletter`);
 //! - [`sink`]: delivery — the sink takes each message's records and decides when a source
@@ -88,6 +88,15 @@ pub async fn run_observed(
             let source = source::capture::build(c)?;
             if let Some(side) = delivery_plan(&settings, &stop).await? {
                 let (source, sink) = capture_exactly_once(&settings, source, side, &ready).await?;
+                pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
+            } else {
+                at_least_once(source, &settings, stop.clone(), ready).await?
+            }
+        }
+        SourceSettings::Graph(g) => {
+            let source = source::graph::build(g)?;
+            if let Some(side) = delivery_plan(&settings, &stop).await? {
+                let (source, sink) = graph_exactly_once(&settings, source, side, &ready).await?;
                 pipeline::run(source, sink, transactional(&settings), stop.clone(), ready).await?
             } else {
                 at_least_once(source, &settings, stop.clone(), ready).await?
@@ -355,7 +364,35 @@ async fn capture_exactly_once(
     Ok((source, sink))
 }
 
-/// What a replay (files, Capture files) shares exactly once: positions under a scope named
+/// Graph exactly once, as a replay: the previous run over the same endpoint and tenant to
+/// the same outputs is fenced, then each event type resumes where its committed progress
+/// says.
+async fn graph_exactly_once(
+    settings: &IngestSettings,
+    mut source: source::graph::GraphSource,
+    side: Vec<String>,
+    ready: &Readiness,
+) -> Result<(source::graph::GraphSource, ExactlyOnce)> {
+    let identity = source.identity();
+    let (sink, committed) = replay_exactly_once(
+        settings,
+        source::graph::positions_scope,
+        "graph",
+        &identity,
+        side,
+        ready,
+    )
+    .await?;
+    source.resume_from(
+        committed
+            .into_iter()
+            .filter_map(|(id, r)| Some((id, source::graph::Progress::from_json(&r?)?)))
+            .collect(),
+    );
+    Ok((source, sink))
+}
+
+/// What a replay (files, Capture files, Graph) shares exactly once: positions under a scope named
 /// after the output topics, one transactional id per scope and `identity` (opening it fences
 /// the previous run), then the resume points that run committed, per partition.
 async fn replay_exactly_once(

@@ -14,6 +14,7 @@ pub mod capture;
 pub(crate) mod connection;
 pub mod eventhubs;
 pub mod file;
+pub mod graph;
 pub mod kafka;
 
 use anyhow::Result;
@@ -85,6 +86,8 @@ pub enum SourceKind {
     File,
     /// Event Hubs Capture files (Avro), on disk or in Blob storage / ADLS Gen2: a replay.
     Capture,
+    /// Microsoft Graph's sign-in list: a window of the last 30 days, then optionally new ones.
+    Graph,
 }
 
 /// `--source`: which input, and for `capture` optionally where (`capture:PATH|URL`, short
@@ -126,7 +129,9 @@ impl std::str::FromStr for SourceSpec {
         SourceKind::from_str(s, true)
             .map(SourceSpec::from)
             .map_err(|_| {
-                format!("not a source: {s:?} (eventhubs, kafka, file, capture or capture:PATH|URL)")
+                format!(
+                    "not a source: {s:?} (eventhubs, kafka, file, capture, capture:PATH|URL or graph)"
+                )
             })
     }
 }
@@ -165,8 +170,9 @@ impl std::str::FromStr for StartAt {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Source")]
 pub struct SourceArgs {
-    /// Where message bodies come from: eventhubs, kafka, file, or capture (capture:PATH|URL
-    /// is short for --source capture --capture PATH|URL).
+    /// Where message bodies come from: eventhubs, kafka, file, capture (capture:PATH|URL
+    /// is short for --source capture --capture PATH|URL), or graph (Microsoft Graph's
+    /// sign-in list).
     #[arg(
         long = "source",
         value_name = "SOURCE",
@@ -218,6 +224,9 @@ pub struct SourceArgs {
     /// The `capture` source's flags.
     #[command(flatten)]
     pub capture: capture::CaptureArgs,
+    /// The `graph` source's flags.
+    #[command(flatten)]
+    pub graph: graph::GraphArgs,
 }
 
 /// The chosen source's settings, checked.
@@ -231,6 +240,8 @@ pub enum SourceSettings {
     Eventhubs(Box<eventhubs::EventHubsSettings>),
     /// `--source capture`.
     Capture(capture::CaptureSettings),
+    /// `--source graph`.
+    Graph(graph::GraphSettings),
 }
 
 impl SourceArgs {
@@ -245,6 +256,7 @@ impl SourceArgs {
             SourceKind::Capture => {
                 SourceSettings::Capture(self.capture.settings(self.kind.location.as_deref())?)
             }
+            SourceKind::Graph => SourceSettings::Graph(self.graph.settings()?),
         })
     }
 }
@@ -277,6 +289,7 @@ pub fn build(settings: &SourceSettings) -> Result<Box<dyn Source>> {
         SourceSettings::Kafka(s) => Box::new(kafka::build(s)?),
         SourceSettings::Eventhubs(s) => Box::new(eventhubs::build(s, None)?),
         SourceSettings::Capture(s) => Box::new(capture::build(s)?),
+        SourceSettings::Graph(s) => Box::new(graph::build(s)?),
     })
 }
 

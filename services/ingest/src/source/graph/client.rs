@@ -1,0 +1,230 @@
+//! GET a Graph page: a bearer token from `azure_identity`, a bounded number of requests in
+//! flight, and throttling honoured.
+//!
+//! Microsoft's throttling guidance (learn.microsoft.com/graph/throttling) says: on 429, wait
+//! the seconds of `Retry-After` and send the same request again, and back off exponentially
+//! when a response has no `Retry-After`. 503 and 504 are the service's own "try later" and are
+//! treated the same way, as are connection errors and timeouts. A transient error is retried
+//! on the same URL until it succeeds, so a page is never skipped; a permanent one (401, 403,
+//! 400, 404) ends the source with a message that names what to change — for 403 the
+//! permission `AuditLog.Read.All` or the licence Graph asked for. The token never appears in
+//! a message: it is only ever a request header.
+
+use anyhow::{Result, bail};
+use azure_core::credentials::TokenCredential;
+use mfagap_runtime::Backoff;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The longest `Retry-After` honoured as given (a larger one is waited this long, then the
+/// request is sent again and may be told to wait more).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// How long one request may take (a month of sign-ins can make Graph slow to answer).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What a request that did not succeed says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// Worth sending again after the delay, if any.
+    Transient(Option<Duration>, String),
+    /// Sending it again cannot help.
+    Permanent(String),
+}
+
+/// A Graph client of one endpoint.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    credential: Arc<dyn TokenCredential>,
+    /// `{graph url}/.default`.
+    scope: String,
+    permits: Arc<Semaphore>,
+}
+
+impl Client {
+    pub(crate) fn new(
+        url: &str,
+        credential: Arc<dyn TokenCredential>,
+        concurrency: usize,
+    ) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("mfagap/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            credential,
+            scope: format!("{url}/.default"),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        })
+    }
+
+    /// The body of a 200 answer to `GET url`, after as many retries as transient errors
+    /// need; an error only for a permanent one.
+    pub(crate) async fn get(&self, url: &str) -> Result<Vec<u8>> {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            match self.try_get(url).await {
+                Ok(body) => return Ok(body),
+                Err(Failure::Permanent(message)) => bail!("{message}"),
+                Err(Failure::Transient(after, why)) => {
+                    let wait = after.unwrap_or_else(|| backoff.next_delay());
+                    tracing::warn!(%url, retry_in = ?wait, "Graph: {why}; the same page is asked again");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt.
+    pub(crate) async fn try_get(&self, url: &str) -> std::result::Result<Vec<u8>, Failure> {
+        let token = self
+            .credential
+            .get_token(&[self.scope.as_str()], None)
+            .await
+            .map_err(|e| {
+                let text = crate::source::eventhubs::connect::causes(&e);
+                match e.kind() {
+                    azure_core::error::ErrorKind::Credential => Failure::Permanent(format!(
+                        "cannot get a token for Microsoft Graph: {text}"
+                    )),
+                    _ => Failure::Transient(None, format!("cannot get a token yet: {text}")),
+                }
+            })?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Failure::Permanent("the Graph client is closed".into()))?;
+        let sent = self
+            .http
+            .get(url)
+            .bearer_auth(token.token.secret())
+            .header("Accept", "application/json")
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(Failure::Transient(
+                    None,
+                    format!("no answer: {}", without_url(&e)),
+                ));
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let body = match response.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => {
+                return Err(Failure::Transient(
+                    None,
+                    format!("the answer broke off: {}", without_url(&e)),
+                ));
+            }
+        };
+        classify(status, retry_after, body)
+    }
+}
+
+/// A reqwest error without the URL it names (the URL is logged beside it).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = std::error::Error::source(e);
+    while let Some(s) = next {
+        parts.push(s.to_string());
+        next = s.source();
+    }
+    parts.join(": ")
+}
+
+/// What a status means for the request.
+pub(crate) fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+) -> std::result::Result<Vec<u8>, Failure> {
+    if status == 200 {
+        return Ok(body);
+    }
+    let (code, message) = graph_error(&body);
+    let said = format!("HTTP {status} {code}: {message}");
+    Err(match status {
+        429 => Failure::Transient(retry_after, format!("throttled ({said})")),
+        500 | 502 | 503 | 504 => Failure::Transient(retry_after, format!("unavailable ({said})")),
+        401 => Failure::Permanent(format!(
+            "Graph refused the token ({said}): check the credential (--graph-credential) and that it is for this tenant and --graph-url"
+        )),
+        403 if code.contains("NonPremium") || message.to_ascii_lowercase().contains("licen") => {
+            Failure::Permanent(format!(
+                "Graph refused to list sign-ins ({said}): reading sign-in logs through Microsoft Graph needs a Microsoft Entra ID P1 or P2 licence in the tenant"
+            ))
+        }
+        403 => Failure::Permanent(format!(
+            "Graph refused to list sign-ins ({said}): the identity needs the Microsoft Graph application permission AuditLog.Read.All, with admin consent (and the tenant a Microsoft Entra ID P1 or P2 licence)"
+        )),
+        400 => Failure::Permanent(format!(
+            "Graph rejected the query ({said}): check --since, --until and --graph-event-type (the $filter on createdDateTime and signInEventTypes) and --graph-page-size ($top)"
+        )),
+        404 => Failure::Permanent(format!(
+            "Graph has no such endpoint ({said}): check --graph-url and --graph-version"
+        )),
+        _ => Failure::Permanent(format!("Graph answered {said}")),
+    })
+}
+
+/// Graph's error body, `{"error":{"code":…,"message":…}}`, or what there is.
+fn graph_error(body: &[u8]) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let e = &v["error"];
+    let code = e["code"].as_str().unwrap_or("").to_owned();
+    let message = e["message"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        text.chars().take(200).collect()
+    });
+    (code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_and_unavailability_are_transient_with_their_retry_after() {
+        let wait = Some(Duration::from_secs(7));
+        assert!(matches!(
+            classify(429, wait, Vec::new()),
+            Err(Failure::Transient(w, _)) if w == wait
+        ));
+        assert!(matches!(
+            classify(503, None, Vec::new()),
+            Err(Failure::Transient(None, _))
+        ));
+        assert_eq!(classify(200, None, b"{}".to_vec()), Ok(b"{}".to_vec()));
+    }
+
+    #[test]
+    fn a_403_names_the_permission_or_the_licence_and_a_400_the_filter() {
+        let denied = br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#;
+        let Err(Failure::Permanent(m)) = classify(403, None, denied.to_vec()) else {
+            panic!("permanent")
+        };
+        assert!(m.contains("AuditLog.Read.All"), "{m}");
+        assert!(m.contains("Authorization_RequestDenied"), "{m}");
+        let licence = br#"{"error":{"code":"Authentication_RequestFromNonPremiumTenantOrB2CTenant","message":"Neither tenant is B2C or tenant doesn't have premium license"}}"#;
+        let Err(Failure::Permanent(m)) = classify(403, None, licence.to_vec()) else {
+            panic!("permanent")
+        };
+        assert!(m.contains("P1 or P2"), "{m}");
+        let bad = br#"{"error":{"code":"BadRequest","message":"Invalid filter clause"}}"#;
+        let Err(Failure::Permanent(m)) = classify(400, None, bad.to_vec()) else {
+            panic!("permanent")
+        };
+        assert!(m.contains("createdDateTime"), "{m}");
+    }
+}
