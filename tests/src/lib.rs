@@ -17,6 +17,7 @@ pub mod azurite;
 pub mod capture;
 pub mod dataset;
 pub mod eventhubs;
+pub mod graph;
 pub mod process;
 pub mod python;
 pub mod s3;
@@ -26,6 +27,7 @@ pub use azurite::Azurite;
 pub use capture::{CaptureEvent, capture_path, write_capture_file};
 pub use dataset::{parquet_files, parquet_metadata, read_dataset, read_dataset_pyarrow};
 pub use eventhubs::{EventHubsConfig, EventHubsDouble};
+pub use graph::{GraphConfig, GraphDouble, GraphStats};
 pub use python::python;
 pub use s3::S3Server;
 
