@@ -51,8 +51,8 @@ pub(crate) struct RunArgs {
     pub config: Option<PathBuf>,
     /// Where sign-in messages come from: `generator` (synthetic), `file:PATH[,PATH…]` (JSON
     /// Lines), `capture:PATH|URL` (Event Hubs Capture files: a file, a directory, or
-    /// az://CONTAINER/PREFIX), or an ingest source (`kafka`, `eventhubs`) set up as for
-    /// `mfagap ingest`.
+    /// az://CONTAINER/PREFIX), or an ingest source (`kafka`, `eventhubs`, `graph`: Microsoft
+    /// Graph's sign-ins) set up as for `mfagap ingest`.
     #[arg(
         long,
         value_name = "SOURCE",

@@ -88,9 +88,8 @@ pub struct GraphArgs {
         default_values = ["interactiveUser", "nonInteractiveUser"]
     )]
     pub graph_event_types: Vec<EventType>,
-    /// Graph source: the Entra ID credential (`auto`, `workload-identity`,
-    /// `managed-identity`, `client-secret`, `developer`, as for Event Hubs); the identity needs
-    /// the application permission AuditLog.Read.All.
+    /// Graph source: the Entra ID credential, chosen as for Event Hubs; the identity needs
+    /// the Microsoft Graph application permission AuditLog.Read.All.
     #[arg(
         long,
         value_name = "CREDENTIAL",
