@@ -44,8 +44,11 @@ pub struct GraphConfig {
     pub unavailable_every: u64,
     /// How long each page takes.
     pub latency: Duration,
-    /// Without it, every page request is refused 403 (no `AuditLog.Read.All`).
+    /// Every page request is refused 403 (no `AuditLog.Read.All`).
     pub denied: bool,
+    /// Once this many pages were served, page requests wait (unanswered) until the
+    /// configuration changes: a reader stalled mid-window, at a moment the test chooses.
+    pub hold_after: Option<u64>,
 }
 
 /// What the double served.
@@ -365,7 +368,14 @@ async fn sign_ins(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let config = s.config.lock().unwrap().clone();
+    let mut config = s.config.lock().unwrap().clone();
+    while config
+        .hold_after
+        .is_some_and(|n| s.pages.load(Ordering::Relaxed) >= n)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        config = s.config.lock().unwrap().clone();
+    }
     if !config.latency.is_zero() {
         tokio::time::sleep(config.latency).await;
     }

@@ -172,6 +172,127 @@ fn run_reads_every_sign_in_of_the_window_once() {
     }
 }
 
+/// `mfagap run --source graph` into a broker and dataset of its own, SIGKILLed mid-window —
+/// the double holds its pages once a third of them were served, so the kill lands after the
+/// last transaction committed and before the window's end — then run again into the same
+/// broker and dataset: the second run resumes each event type where the first committed, and
+/// DuckDB reads back exactly `filter`'s sign-ins, each once (duplicate suppression off).
+///
+/// The kill lands between transactions: the test broker (noida 0.2.3) hides every later
+/// record of a producer from `read_committed` readers once one of its transactions was
+/// aborted (ARCHITECTURE.md, "Test brokers"); a kill inside a transaction is
+/// `exactly_once_from_graph_resumes_where_it_stopped`, read back from offset 0.
+#[test]
+fn a_run_killed_mid_window_and_run_again_holds_each_sign_in_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let input = generated(600, 29, 3, false);
+    let probe = GraphDouble::start(GraphConfig::default()).unwrap();
+    let pages_total = {
+        let served = probe.add(sign_ins(&input));
+        served.len() as u64 / 25
+    };
+    drop(probe);
+    let double = GraphDouble::start(GraphConfig {
+        hold_after: Some(pages_total / 3),
+        ..GraphConfig::default()
+    })
+    .unwrap();
+    let served = double.add(sign_ins(&input));
+    let (since, until) = window(&served);
+    let broker = Broker::noida().unwrap();
+    let topic = unique("graph-run-topic");
+    let positions = unique("graph-run-positions");
+    broker.create_topic(&topic, 3).unwrap();
+    let run = |listen: &str| {
+        let mut cmd = mfagap();
+        graph_env(&mut cmd, &double);
+        cmd.args(["run", "--source", "graph", "--progress", "off"])
+            .args(["--kafka-bootstrap", &broker.bootstrap, "--listen", listen])
+            .args(["--log", "warn,mfagap_ingest::source::graph=info"])
+            .arg("--data")
+            .arg(&data)
+            .env_remove("MFAGAP_RUN_SOURCE")
+            .env("MFAGAP_TOPIC", &topic)
+            .env("MFAGAP_POSITIONS_TOPIC", &positions)
+            .env("MFAGAP_DELIVERY", "exactly-once")
+            .env("MFAGAP_DEDUP_WINDOW", "0")
+            .env("MFAGAP_ROLL_AGE", "500ms")
+            .env("MFAGAP_GRAPH_SINCE", &since)
+            .env("MFAGAP_GRAPH_UNTIL", &until)
+            .env("MFAGAP_GRAPH_EVENT_TYPES", ALL_TYPES)
+            .env("MFAGAP_GRAPH_PAGE_SIZE", "25");
+        cmd
+    };
+    let addr = format!("127.0.0.1:{}", mfagap_testkit::port());
+    let mut first = run(&addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Held: the pages served stop growing, and the last transaction commits.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let committed = || {
+        let m = http_get(&addr, "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        metric(&m, "mfagap_ingest_transactions_total")
+    };
+    while double.stats().pages < pages_total / 3 || committed() < 1.0 {
+        assert!(Instant::now() < deadline, "the first run read nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut last = committed();
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = committed();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    mfagap_testkit::process::signal(first.id(), libc::SIGKILL);
+    let _ = first.wait();
+    double.configure(GraphConfig::default());
+    let out = run("127.0.0.1:0").output().unwrap();
+    let summary = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("resuming where the last committed transaction ended"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(double.token()) && !summary.contains(double.token()));
+    let pages: u64 = summary
+        .strip_prefix("mfagap run: ")
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(
+        pages > 0 && pages < pages_total,
+        "the second run read the rest of the window: {pages} pages of about {pages_total}"
+    );
+
+    let (want, _) = filter_reference(&as_input(&served), dir.path());
+    let want: BTreeSet<(String, String)> = common::ids(&want);
+    let rows = mfagap_testkit::read_dataset(&data).unwrap();
+    let mut seen = BTreeMap::<(String, String), usize>::new();
+    for r in &rows {
+        *seen
+            .entry((
+                r["category"].as_str().unwrap().to_owned(),
+                r["id"].as_str().unwrap().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        rows.len(),
+        want.len(),
+        "each sign-in once, as filter prints it"
+    );
+    assert!(seen.values().all(|n| *n == 1), "nothing twice");
+    assert_eq!(seen.into_keys().collect::<BTreeSet<_>>(), want);
+}
+
 /// A running `mfagap ingest --source graph`.
 struct Ingest {
     child: Child,
