@@ -132,19 +132,45 @@ pub(crate) enum Slot<'a> {
     },
 }
 
-/// Decodes one Event Hubs message body into its records.
-pub(crate) fn decode(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
-    // UTF-8 is checked once for the whole body (a fast, vectorised pass) so that the parser
-    // does not check every string again on its own.
-    let body = std::str::from_utf8(body)
-        .map_err(|e| MessageError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    if let Some(records) = fast(body) {
-        return Ok(records
+/// The records of one message body: every one decoded in one pass (the fast path), or each
+/// on its own (the slow path). Kept as the list each path built, so that a message's records
+/// are not moved into a second list.
+#[derive(Debug)]
+pub(crate) enum Decoded<'a> {
+    Fast(Vec<RawRecord<'a>>),
+    Slow(Vec<Slot<'a>>),
+}
+
+impl<'a> Decoded<'a> {
+    /// The records in order, whichever path read them.
+    pub(crate) fn into_slots(self) -> impl Iterator<Item = Slot<'a>> {
+        let (fast, slow) = match self {
+            Decoded::Fast(records) => (Some(records), None),
+            Decoded::Slow(slots) => (None, Some(slots)),
+        };
+        let fast = fast
             .into_iter()
-            .map(|r| Slot::Record(r, Shape::Diagnostic))
-            .collect());
+            .flatten()
+            .map(|r| Slot::Record(r, Shape::Diagnostic));
+        fast.chain(slow.into_iter().flatten())
     }
-    slow(body)
+}
+
+/// Decodes one Event Hubs message body into its records.
+pub(crate) fn decode(body: &[u8]) -> Result<Decoded<'_>, MessageError> {
+    // UTF-8 is checked once for the whole body (a vectorised pass) so that the parser does
+    // not check every string again on its own; the standard library says where it broke.
+    let body = match simdutf8::basic::from_utf8(body) {
+        Ok(text) => text,
+        Err(_) => {
+            let at = std::str::from_utf8(body).map_or_else(|e| e.valid_up_to(), str::len);
+            return Err(MessageError::NotJson(format!("invalid UTF-8 at byte {at}")));
+        }
+    };
+    if let Some(records) = fast(body) {
+        return Ok(Decoded::Fast(records));
+    }
+    slow(body).map(Decoded::Slow)
 }
 
 /// The one-pass path: `None` means "take the slow path", never "bad input".
@@ -337,6 +363,11 @@ fn kind_of(json: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slots of a body, whichever path read it.
+    fn decode(body: &[u8]) -> Result<Vec<Slot<'_>>, MessageError> {
+        super::decode(body).map(|d| d.into_slots().collect())
+    }
 
     const R1: &str = r#"{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","resultType":"0","properties":{"id":"a1","status":{"errorCode":0}}}"#;
     const R2: &str = r#"{"category":"NonInteractiveUserSignInLogs","resultType":0,"properties":{"id":"a2","createdDateTime":"12/12/2025 3:03:58 PM"}}"#;

@@ -95,7 +95,7 @@ impl Processor {
                 Some(_) => Some(MIXED_SHAPES),
             }
         };
-        for slot in slots {
+        for slot in slots.into_slots() {
             match slot {
                 Slot::Record(r, shape) => {
                     let category = r.category.as_ref().map_or(NO_CATEGORY, |c| c.as_str());

@@ -90,7 +90,10 @@ fn steps(list: Vec<Value>) -> impl FnOnce(&mut Value) {
 
 fn decide_with(classifier: &Classifier, record: &Value) -> Result<Decision<'static>, RecordError> {
     let body = serde_json::to_vec(record).unwrap().leak();
-    let slots = decode(body).expect("the body decodes");
+    let slots: Vec<Slot> = decode(body)
+        .expect("the body decodes")
+        .into_slots()
+        .collect();
     assert_eq!(slots.len(), 1);
     match slots.into_iter().next().unwrap() {
         Slot::Record(r, _) => classifier.classify(&r),
