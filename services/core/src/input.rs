@@ -20,7 +20,7 @@
 use crate::lenient::{Code, Flag, Text};
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -212,8 +212,47 @@ pub struct Policy<'a> {
     #[serde(borrow)]
     pub result: Option<Text<'a>>,
     /// `Mfa`, `Block`, `RequireCompliantDevice`, …; a `null` item is skipped, not an error.
-    #[serde(borrow)]
-    pub enforced_grant_controls: Option<Vec<Option<Text<'a>>>>,
+    pub enforced_grant_controls: Option<GrantControls>,
+}
+
+/// `enforcedGrantControls` of a policy, read for the one thing the record says of it: whether
+/// a control asks for MFA. A list of texts as before (a `null` item skipped, anything else an
+/// error), but no list is built: a record has dozens of policies.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GrantControls {
+    /// Some control is `Mfa` or an authentication strength ([`asks_for_mfa`]).
+    pub asks_for_mfa: bool,
+}
+
+impl<'de> Deserialize<'de> for GrantControls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = GrantControls;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of grant controls")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<GrantControls, A::Error> {
+                let mut asks = false;
+                while let Some(control) = seq.next_element::<Option<Text<'de>>>()? {
+                    asks |= control.is_some_and(|c| asks_for_mfa(c.as_str()));
+                }
+                Ok(GrantControls { asks_for_mfa: asks })
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// Does a grant control ask for MFA? `Mfa` itself, or an authentication strength (every
+/// built-in strength but "single factor" is multifactor, and a strength that was not met
+/// blocks rather than lets a sign-in succeed).
+pub(crate) fn asks_for_mfa(control: &str) -> bool {
+    let c = control.trim();
+    c.eq_ignore_ascii_case("Mfa")
+        || c.eq_ignore_ascii_case("RequireMultifactorAuthentication")
+        || c.eq_ignore_ascii_case("RequireAuthenticationStrength")
+        || c.eq_ignore_ascii_case("AuthenticationStrength")
 }
 
 /// One entry of `authenticationRequirementPolicies`: who asked for the requirement.

@@ -514,17 +514,6 @@ fn applied_policies<'a>(p: &Properties<'a>) -> Vec<Text<'a>> {
         .collect()
 }
 
-/// Does a grant control ask for MFA? `Mfa` itself, or an authentication strength (every
-/// built-in strength but "single factor" is multifactor, and a strength that was not met
-/// blocks rather than lets a sign-in succeed).
-fn asks_for_mfa(control: &str) -> bool {
-    let c = control.trim();
-    c.eq_ignore_ascii_case("Mfa")
-        || c.eq_ignore_ascii_case("RequireMultifactorAuthentication")
-        || c.eq_ignore_ascii_case("RequireAuthenticationStrength")
-        || c.eq_ignore_ascii_case("AuthenticationStrength")
-}
-
 fn mfa_policies_not_applied<'a>(p: &Properties<'a>) -> Vec<PolicyResult<'a>> {
     let Some(policies) = p.applied_conditional_access_policies.as_ref() else {
         return Vec::new();
@@ -537,13 +526,7 @@ fn mfa_policies_not_applied<'a>(p: &Properties<'a>) -> Vec<PolicyResult<'a>> {
                 || result.eq_ignore_ascii_case("success")
                 || result.eq_ignore_ascii_case("failure"))
         })
-        .filter(|pol| {
-            pol.enforced_grant_controls
-                .iter()
-                .flatten()
-                .flatten()
-                .any(|c| asks_for_mfa(c.as_str()))
-        })
+        .filter(|pol| pol.enforced_grant_controls.is_some_and(|g| g.asks_for_mfa))
         .map(|pol| PolicyResult {
             display_name: non_empty(pol.display_name.clone()),
             result: non_empty(pol.result.clone()),

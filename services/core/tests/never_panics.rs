@@ -285,6 +285,24 @@ fn the_good_sign_in_of_each_shape_is_emitted() {
     }
 }
 
+#[test]
+fn grant_controls_are_read_as_a_list_of_texts_and_nothing_else() {
+    let body = |controls: &str| {
+        format!(
+            r#"{{"category":"SignInLogs","time":"2025-12-12T14:56:31Z","properties":{{"id":"d","status":{{"errorCode":0}},"appliedConditionalAccessPolicies":[{{"displayName":"p","result":"notApplied","enforcedGrantControls":{controls}}}]}}}}"#
+        )
+    };
+    for good in ["[]", "null", r#"[null,"Mfa"]"#, r#"["Block",7,true]"#] {
+        assert_eq!(outcome(body(good).as_bytes()), (1, vec![]), "{good}");
+    }
+    for bad in [r#""Mfa""#, r#"{"0":"Mfa"}"#, r#"[["Mfa"]]"#, r#"[{"a":1}]"#] {
+        let (emitted, dead) = outcome(body(bad).as_bytes());
+        assert_eq!(emitted, 0, "{bad}");
+        assert_eq!(dead.len(), 1, "{bad}");
+        assert_eq!(dead[0].0, "invalid_record", "{bad}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(500))]
 
