@@ -749,6 +749,16 @@ impl<R: Read> Framer<R> {
                 self.body = None;
                 continue;
             }
+            // Every line before this one is counted (`begin_body`) and the scan above found
+            // its only `\n`, at its end: count it without reading the line a second time.
+            if let Some(b) = self.body
+                && b.held
+                && self.counted == b.start
+                && self.buf[end - 1] == b'\n'
+            {
+                self.lines += 1;
+                self.counted = self.offset(end);
+            }
             return Ok(Step::Body {
                 end: self.offset(end),
                 problem: None,
