@@ -6,7 +6,7 @@
 //! every row is read and then stops it (publishing what it holds), twice: with the default roll settings and with small ones. It reports
 //! rows/s over wall time and per CPU-second of the archiver (the kernel's figures, from
 //! `wait4`), input MB/s, file count and sizes, and peak RSS (VmHWM, sampled until it exits). Target on a 2-core machine with the
-//! broker on it: ≥ 100,000 rows/s per core; RSS bounded by the roll settings.
+//! broker on it: ≥ 250,000 rows/s per core; RSS bounded by the roll settings.
 
 use mfagap_testkit::{Broker, http_get, metric, unique};
 use std::path::Path;

@@ -13,10 +13,10 @@
 use crate::commit::{self, Outcome, Unit};
 use crate::config::{ArchiveArgs, ArchiveSettings};
 use crate::deadletter;
-use crate::layout::{self, Hour, Range, StartPosition};
+use crate::layout::{Hour, Range, StartPosition};
 use crate::metrics;
 use crate::storage::Store;
-use crate::writer::{FileSettings, HourBuffer};
+use crate::writer::{self, FileSettings, HourBuffer};
 use anyhow::{Context, Result, bail};
 use mfagap_runtime::kafka::{ConsumerLag, KafkaConfig, Producer};
 use mfagap_runtime::{Backoff, Readiness};
@@ -454,18 +454,17 @@ impl Loop {
                 .and_then(|h| h.iter().find(|h| h.key == name).and_then(|h| h.value))
         };
         let payload = m.payload();
-        match deadletter::parse(payload, header("schemaVersion"), header("format")) {
-            Ok(record) => {
-                let hour = layout::hour_of(record.created_date_time);
-                let file = match part.files.entry(hour) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(HourBuffer::new(hour))
-                    }
-                };
-                file.append(&record, offset, payload.map_or(0, <[u8]>::len))?;
-                part.rows += 1;
-            }
+        let appended = match deadletter::check(payload, header("schemaVersion"), header("format")) {
+            Ok(json) => writer::append_value(
+                &mut part.files,
+                json,
+                offset,
+                payload.map_or(0, <[u8]>::len),
+            )?,
+            Err(refusal) => Err(refusal),
+        };
+        match appended {
+            Ok(()) => part.rows += 1,
             Err(refusal) => {
                 metrics::dead_letter(refusal.reason);
                 self.summary.dead_letters += 1;

@@ -16,17 +16,29 @@ pub(crate) struct Refusal {
     pub detail: String,
 }
 
-/// Reads a Kafka value as an output record, or says why it is not one.
-///
-/// `schema_version` and `format` are the value's headers: a native record of any version this
-/// build reads is taken (a version 1 record reads with the evidence fields absent); an OCSF or
-/// ECS event on the archiver's topic (an ingest output pointed at the wrong topic) is refused
-/// by name rather than as a broken record.
+/// Reads a Kafka value as an output record, or says why it is not one: [`check`], then
+/// [`parse_record`] (the archiver's loop decodes straight into columns instead, and parses
+/// this way only what those refuse).
+#[cfg(test)]
 pub(crate) fn parse<'a>(
     payload: Option<&'a [u8]>,
     schema_version: Option<&[u8]>,
     format: Option<&[u8]>,
 ) -> Result<SignIn<'a>, Refusal> {
+    parse_record(check(payload, schema_version, format)?)
+}
+
+/// The text of a Kafka value that may be an output record, or why it cannot be one.
+///
+/// `schema_version` and `format` are the value's headers: a native record of any version this
+/// build reads is taken (a version 1 record reads with the evidence fields absent); an OCSF or
+/// ECS event on the archiver's topic (an ingest output pointed at the wrong topic) is refused
+/// by name rather than as a broken record.
+pub(crate) fn check<'a>(
+    payload: Option<&'a [u8]>,
+    schema_version: Option<&[u8]>,
+    format: Option<&[u8]>,
+) -> Result<&'a str, Refusal> {
     if let Some(f) = format
         && f != b"native"
     {
@@ -57,10 +69,15 @@ pub(crate) fn parse<'a>(
         });
     };
     // One vectorised UTF-8 check of the whole value, instead of one per string in the parser.
-    let text = simdutf8::basic::from_utf8(bytes).map_err(|_| Refusal {
+    simdutf8::basic::from_utf8(bytes).map_err(|_| Refusal {
         reason: "not_json",
         detail: "the value is not UTF-8".into(),
-    })?;
+    })
+}
+
+/// Reads a value's text as the core's output record (the reference of what is one), or says
+/// why it is not one.
+pub(crate) fn parse_record(text: &str) -> Result<SignIn<'_>, Refusal> {
     serde_json::from_str(text).map_err(|e| Refusal {
         reason: match e.classify() {
             serde_json::error::Category::Data => "not_a_record",

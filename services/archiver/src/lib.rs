@@ -2,7 +2,8 @@
 //!
 //! The map of the crate, in the order a record travels:
 //! - `archive`: the consumer loop — consume, buffer per partition, roll, follow rebalances;
-//! - [`writer`]: a partition's rows as Arrow batches of the shared schema, then Parquet files;
+//! - `rows`: each value decoded straight into Arrow columns of the shared schema;
+//! - [`writer`]: a partition's rows as Arrow batches, one buffer per hour, then Parquet files;
 //! - [`layout`]: where every file lives (hour partitions, commit records, staging) — the
 //!   dataset's public shape, which `mfagap report` reads too;
 //! - `commit`: the exactly-once publish protocol and its crash points;
@@ -24,6 +25,7 @@ pub mod config;
 mod deadletter;
 pub mod layout;
 pub mod metrics;
+mod rows;
 pub mod storage;
 pub mod writer;
 

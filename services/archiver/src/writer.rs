@@ -1,22 +1,24 @@
-//! One Parquet file in the making: rows go in as records, bytes come out when it rolls.
+//! One Parquet file in the making: rows go in as JSON, bytes come out when it rolls.
 //!
-//! Rows are appended to Arrow batches (`mfagap_core::batch`) and encoded when the unit is
+//! Rows are decoded straight into Arrow columns (`rows`) and encoded when the unit is
 //! published. File properties are chosen for scans by DuckDB, Spark and
 //! Trino: ZSTD pages, dictionary encoding on the columns whose values repeat (and not on ids
 //! and instants, where a dictionary only costs time), page statistics, row groups of about a
 //! hundred thousand rows.
 
-use crate::layout::{Hour, Range};
-use anyhow::{Context, Result};
+use crate::deadletter::{self, Refusal};
+use crate::layout::{self, Hour, Range};
+use crate::rows::{Failed, Rows};
+use anyhow::{Context, Result, anyhow};
 use arrow_array::RecordBatch;
 use bytes::Bytes;
 use mfagap_core::SignIn;
-use mfagap_core::batch::BatchBuilder;
 use mfagap_core::schema::sign_in_schema;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Rows per buffered Arrow batch.
@@ -73,12 +75,91 @@ pub struct HourBuffer {
     pub hour: Hour,
     rows: u64,
     offsets: Option<Range>,
-    batch: BatchBuilder,
+    batch: Rows,
     batches: Vec<RecordBatch>,
     /// Memory of the finished batches.
     batch_bytes: u64,
     /// Input bytes of the rows still in `batch`: what they cost until it is finished.
     pending_bytes: u64,
+}
+
+/// Why [`HourBuffer::push`] kept nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    /// The record's `createdDateTime` is in this other hour.
+    OtherHour(Hour),
+    Failed(Failed),
+}
+
+/// Appends the native record in `json` (read at `offset`, `size` bytes) to the buffer of its
+/// hour, creating it if needed; or says why it is not a record.
+///
+/// The hour is guessed from the text first (`rows::created_hint`), so the row is decoded once
+/// into the right columns; a wrong guess costs a second decode. A value the columns do not
+/// take as it stands is read as the core's `SignIn`, which decides: refused, it is a dead
+/// letter with its reason; taken, its canonical form is decoded (README.md, Delivery
+/// guarantees: nothing dropped, nothing read differently). The outer error is a batch that
+/// cannot be built (a defect): the unit cannot be published.
+pub(crate) fn append_value(
+    files: &mut BTreeMap<Hour, HourBuffer>,
+    json: &str,
+    offset: i64,
+    size: usize,
+) -> Result<Result<(), Refusal>> {
+    let mut hour = crate::rows::created_hint(json).map(layout::hour_of);
+    // The guessed hour, then the record's own.
+    for _ in 0..2 {
+        let Some(h) = hour else { break };
+        match push_to(files, h, json, offset, size)? {
+            Ok(()) => return Ok(Ok(())),
+            Err(Pushed::OtherHour(other)) => hour = Some(other),
+            Err(Pushed::Failed(Failed::Full)) => return Ok(Err(too_large())),
+            Err(Pushed::Failed(Failed::Invalid)) => break,
+        }
+    }
+    let record = match deadletter::parse_record(json) {
+        Ok(r) => r,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let canonical = serde_json::to_string(&record).context("cannot encode a record again")?;
+    let h = layout::hour_of(record.created_date_time);
+    Ok(match push_to(files, h, &canonical, offset, size)? {
+        Ok(()) => Ok(()),
+        Err(Pushed::Failed(Failed::Full)) => Err(too_large()),
+        // Not for a record the core wrote itself; a dead letter rather than a stop.
+        Err(other) => Err(Refusal {
+            reason: "not_a_record",
+            detail: format!("read as a record, but its row cannot be built: {other:?}"),
+        }),
+    })
+}
+
+/// A row whose text alone outgrows a batch's 32-bit offsets: not a record the ingest service
+/// writes (Kafka's own limits keep values far smaller).
+fn too_large() -> Refusal {
+    Refusal {
+        reason: "not_a_record",
+        detail: "its text does not fit one Arrow batch (2 GiB)".into(),
+    }
+}
+
+fn push_to(
+    files: &mut BTreeMap<Hour, HourBuffer>,
+    hour: Hour,
+    json: &str,
+    offset: i64,
+    size: usize,
+) -> Result<Result<(), Pushed>> {
+    if let Some(f) = files.get_mut(&hour) {
+        return f.push(json, offset, size, true);
+    }
+    // Inserted only once it holds a row: an empty buffer would publish an empty file.
+    let mut f = HourBuffer::new(hour);
+    let pushed = f.push(json, offset, size, true)?;
+    if pushed.is_ok() {
+        files.insert(hour, f);
+    }
+    Ok(pushed)
 }
 
 /// An encoded file, ready to stage.
@@ -101,16 +182,53 @@ impl HourBuffer {
             hour,
             rows: 0,
             offsets: None,
-            batch: BatchBuilder::new(),
+            batch: Rows::new(),
             batches: Vec::new(),
             batch_bytes: 0,
             pending_bytes: 0,
         }
     }
 
-    /// Adds one row; `size` is what the record weighed as input (for the memory estimate).
+    /// Adds one record as one row; `size` is what it weighed as input (for the memory
+    /// estimate). For records already read as `SignIn`; the archiver's loop decodes JSON
+    /// straight into the columns ([`append_value`]).
     pub fn append(&mut self, record: &SignIn<'_>, offset: i64, size: usize) -> Result<()> {
-        self.batch.append(record);
+        let json = serde_json::to_string(record).context("cannot encode the record")?;
+        // The caller chose the hour: the row goes here whatever its `createdDateTime`.
+        match self.push(&json, offset, size, false)? {
+            Ok(()) => Ok(()),
+            Err(Pushed::OtherHour(h)) => Err(anyhow!(
+                "the record belongs to hour {h}, not to this file's hour {}",
+                self.hour
+            )),
+            Err(Pushed::Failed(f)) => Err(anyhow!("cannot append the record: {f:?}")),
+        }
+    }
+
+    /// Decodes the native record in `json` as one row, if it belongs to this hour (when
+    /// `check_hour`); otherwise (another hour, or not decodable here) nothing is kept. The
+    /// outer error is the batch's own (a defect): the unit cannot be published.
+    fn push(
+        &mut self,
+        json: &str,
+        offset: i64,
+        size: usize,
+        check_hour: bool,
+    ) -> Result<Result<(), Pushed>> {
+        let mut pushed = self.batch.push(json);
+        if pushed == Err(Failed::Full) && !self.batch.is_empty() {
+            self.finish_batch()?;
+            pushed = self.batch.push(json);
+        }
+        let created = match pushed {
+            Ok(created) => created,
+            Err(f) => return Ok(Err(Pushed::Failed(f))),
+        };
+        let hour = layout::hour_of(created);
+        if check_hour && hour != self.hour {
+            self.batch.truncate(self.batch.len() - 1);
+            return Ok(Err(Pushed::OtherHour(hour)));
+        }
         self.rows += 1;
         self.pending_bytes += size as u64;
         self.offsets = Some(match self.offsets {
@@ -126,7 +244,7 @@ impl HourBuffer {
         if self.batch.len() >= BATCH_ROWS {
             self.finish_batch()?;
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     fn finish_batch(&mut self) -> Result<()> {
