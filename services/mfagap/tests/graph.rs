@@ -357,7 +357,24 @@ fn exactly_once_from_graph_resumes_where_it_stopped() {
         ..GraphConfig::default()
     })
     .unwrap();
-    let served = double.add(sign_ins(&generated(800, 73, 3, false)));
+    let mut corpus = sign_ins(&generated(800, 73, 3, false));
+    // Sign-ins the rule cannot judge (no status, a status that is not an object): each a
+    // dead letter, at instants the corpus has, beside others.
+    for (i, status) in [None, Some(serde_json::json!("0")), None]
+        .into_iter()
+        .enumerate()
+    {
+        let mut bad = corpus[i * 97].clone();
+        bad["id"] = format!("bad-{i}").into();
+        match status {
+            Some(s) => bad["status"] = s,
+            None => {
+                bad.as_object_mut().unwrap().remove("status");
+            }
+        }
+        corpus.push(bad);
+    }
+    let served = double.add(corpus);
     let (since, until) = window(&served);
     let (out, dead, positions) = (unique("out"), unique("dl"), unique("positions"));
     b.create_topic(&out, 3).unwrap();
