@@ -407,3 +407,62 @@ fn the_hint_is_only_a_guess() {
         "the row is in its own hour, and no empty buffer is left"
     );
 }
+
+/// CPU time of this thread, in seconds.
+fn thread_cpu() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given, nothing else.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t);
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// The decoding alone, before and after, on this thread's CPU time: `cargo test -p
+/// mfagap-archiver --lib --release decoding_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn decoding_cost() {
+    let values = generated(50_000, 17);
+    for round in 0..3 {
+        let t = thread_cpu();
+        let mut hours: BTreeMap<Hour, BatchBuilder> = BTreeMap::new();
+        let mut batches = Vec::new();
+        for v in &values {
+            let r = deadletter::parse_record(v).unwrap();
+            let b = hours
+                .entry(layout::hour_of(r.created_date_time))
+                .or_default();
+            b.append(&r);
+            if b.len() >= 8192 {
+                batches.push(b.finish().unwrap());
+            }
+        }
+        for b in hours.values_mut() {
+            batches.push(b.finish().unwrap());
+        }
+        let before = thread_cpu() - t;
+        let t = thread_cpu();
+        let mut files: BTreeMap<Hour, HourBuffer> = BTreeMap::new();
+        for (i, v) in values.iter().enumerate() {
+            writer::append_value(&mut files, v, i as i64, v.len())
+                .unwrap()
+                .unwrap();
+        }
+        let mut rows = 0;
+        for f in files.values_mut() {
+            rows += f.rows();
+        }
+        let after = thread_cpu() - t;
+        assert_eq!(rows as usize, values.len());
+        println!(
+            "round {round}: SignIn + BatchBuilder {:.0} rows/s, into columns {:.0} rows/s per CPU-second",
+            values.len() as f64 / before,
+            values.len() as f64 / after
+        );
+    }
+}
