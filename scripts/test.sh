@@ -3,6 +3,9 @@
 # and runs every test of the workspace (unit, property, end-to-end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase's start, in seconds since the suite began: where CI's time goes.
+started=$SECONDS
+phase() { echo "== $* (at $((SECONDS - started)) s)"; }
 # A from-scratch build gains nothing from incremental state, which only costs disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
@@ -20,6 +23,7 @@ fi
 # What building needs first; the test tools (brokers, readers, emulators, validators: mostly
 # downloads) install in the background while the code builds, and are waited for before the
 # tests run.
+phase "setup"
 scripts/setup.sh
 # shellcheck disable=SC1091
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -28,21 +32,22 @@ scripts/setup.sh --test >"$setup_log" 2>&1 &
 setup_pid=$!
 trap 'kill "$setup_pid" 2>/dev/null || true; rm -f "$setup_log"' EXIT
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
+phase "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo check of the fuzz target"
+phase "cargo check of the fuzz target"
 # Its own workspace (a nightly-instrumented build fuzzes it); checking it keeps it building.
 cargo check --manifest-path fuzz/Cargo.toml --locked --target-dir target/fuzz-check
-echo "== cargo test (build)"
+phase "cargo test (build)"
 cargo test --workspace --locked --no-run
-echo "== the test tools"
+phase "the test tools"
 if ! wait "$setup_pid"; then
   cat "$setup_log" >&2
   echo "scripts/test.sh: installing the test tools failed (above)" >&2
   exit 1
 fi
 cat "$setup_log" >&2
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace --locked
+phase "done"
