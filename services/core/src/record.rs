@@ -250,8 +250,10 @@ pub struct AuthenticationStep<'a> {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source<'a> {
-    /// `eventhubs`, `kafka`, `file`, `capture` (an Event Hubs Capture file) or `generator`:
-    /// which fields below are set.
+    /// `eventhubs`, `kafka`, `file`, `capture` (an Event Hubs Capture file), `graph`
+    /// (Microsoft Graph: `eventHub` the API version, `partition` the event type,
+    /// `sequenceNumber` the page's number, `file` its URL) or `generator`: which fields below
+    /// are set.
     #[serde(borrow)]
     pub kind: Text<'a>,
     /// The event hub's name; the topic for `kafka`.

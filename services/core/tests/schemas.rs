@@ -15,6 +15,19 @@ fn schema(name: &str) -> jsonschema::Validator {
 }
 
 fn emitted(include_workload: bool, messages: usize) -> Vec<Value> {
+    emitted_from(include_workload, messages, &|n| Source {
+        kind: Text("file".into()),
+        file: Some(Text("generated.jsonl".into())),
+        line: Some(n as u64 + 1),
+        ..Source::default()
+    })
+}
+
+fn emitted_from(
+    include_workload: bool,
+    messages: usize,
+    source: &dyn Fn(usize) -> Source<'static>,
+) -> Vec<Value> {
     let p = Processor::new(Classifier::new(ClassifierConfig {
         include_workload,
         ..ClassifierConfig::default()
@@ -28,12 +41,7 @@ fn emitted(include_workload: bool, messages: usize) -> Vec<Value> {
     let mut stats = Stats::default();
     for n in 0..messages {
         let m = g.next_message();
-        let source = Source {
-            kind: Text("file".into()),
-            file: Some(Text("generated.jsonl".into())),
-            line: Some(n as u64 + 1),
-            ..Source::default()
-        };
+        let source = source(n);
         p.process(
             &m.body,
             &source,
@@ -60,6 +68,75 @@ fn every_emitted_record_validates_against_the_output_schema() {
         for r in &records {
             let errors: Vec<String> = v.iter_errors(r).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{errors:?}\n{r}");
+        }
+    }
+}
+
+#[test]
+fn records_from_every_source_kind_validate_against_the_output_schema() {
+    let v = schema("output-signin.schema.json");
+    let t = |s: &str| Some(Text(s.to_owned().into()));
+    let kinds: [(&str, Source<'static>); 5] = [
+        (
+            "eventhubs",
+            Source {
+                kind: Text("eventhubs".into()),
+                event_hub: t("insights-logs-signinlogs"),
+                partition: t("3"),
+                offset: t("4294969456"),
+                sequence_number: Some(118),
+                enqueued_time: Some(1_765_500_000_000_000),
+                ..Source::default()
+            },
+        ),
+        (
+            "kafka",
+            Source {
+                kind: Text("kafka".into()),
+                event_hub: t("signins"),
+                partition: t("0"),
+                offset: t("77"),
+                ..Source::default()
+            },
+        ),
+        (
+            "capture",
+            Source {
+                kind: Text("capture".into()),
+                partition: t("1"),
+                sequence_number: Some(9),
+                file: t("capture/ns/hub/1/2025/12/12/10/00/00.avro"),
+                line: Some(4),
+                ..Source::default()
+            },
+        ),
+        (
+            "graph",
+            Source {
+                kind: Text("graph".into()),
+                event_hub: t("beta"),
+                partition: t("nonInteractiveUser"),
+                sequence_number: Some(2),
+                file: t("https://graph.microsoft.com/beta/auditLogs/signIns?$top=1000"),
+                ..Source::default()
+            },
+        ),
+        (
+            "generator",
+            Source {
+                kind: Text("generator".into()),
+                sequence_number: Some(5),
+                ..Source::default()
+            },
+        ),
+    ];
+    for (kind, source) in kinds {
+        let records = emitted_from(false, 10, &|_| source.clone());
+        assert!(!records.is_empty());
+        for r in &records {
+            assert_eq!(r["source"]["kind"], kind);
+            let errors: Vec<String> = v.iter_errors(r).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{kind}: {errors:?}\n{}", r["source"]);
         }
     }
 }
