@@ -82,15 +82,7 @@ impl Client {
             .credential
             .get_token(&[self.scope.as_str()], None)
             .await
-            .map_err(|e| {
-                let text = crate::source::eventhubs::connect::causes(&e);
-                match e.kind() {
-                    azure_core::error::ErrorKind::Credential => Failure::Permanent(format!(
-                        "cannot get a token for Microsoft Graph: {text}"
-                    )),
-                    _ => Failure::Transient(None, format!("cannot get a token yet: {text}")),
-                }
-            })?;
+            .map_err(|e| token_failure(&e))?;
         let _permit = self
             .permits
             .acquire()
@@ -132,6 +124,48 @@ impl Client {
     }
 }
 
+/// What a failed `get_token` means. `azure_identity` labels every failure a credential error,
+/// a dropped connection or a 503 of the token endpoint included, so the kind on top says
+/// nothing: the causes beneath it do. A connection or IO error, a timeout, or a 408, 429 or
+/// 5xx from the token endpoint is transient; another HTTP status (the endpoint refused the
+/// credential) or a failure with no such cause (missing configuration) is permanent.
+pub(crate) fn token_failure(e: &azure_core::Error) -> Failure {
+    use azure_core::error::ErrorKind;
+    let text = crate::source::eventhubs::connect::causes(e);
+    let transient = || Failure::Transient(None, format!("cannot get a token yet: {text}"));
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(az) = err.downcast_ref::<azure_core::Error>() {
+            match az.kind() {
+                ErrorKind::HttpResponse { status, .. } => {
+                    return if transient_status(u16::from(*status)) {
+                        transient()
+                    } else {
+                        Failure::Permanent(format!(
+                            "the token endpoint refused the credential: {text}"
+                        ))
+                    };
+                }
+                ErrorKind::Connection | ErrorKind::Io => return transient(),
+                _ => {}
+            }
+        } else if err.is::<std::io::Error>() {
+            return transient();
+        } else if let Some(r) = err.downcast_ref::<reqwest::Error>()
+            && (r.is_timeout() || r.is_connect() || r.is_request() || r.is_body())
+        {
+            return transient();
+        }
+        next = err.source();
+    }
+    Failure::Permanent(format!("cannot get a token for Microsoft Graph: {text}"))
+}
+
+/// Whether an HTTP status says "try later".
+fn transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
 /// A reqwest error without the URL it names (the URL is logged beside it).
 fn without_url(e: &reqwest::Error) -> String {
     let mut parts = vec![e.to_string()];
@@ -156,7 +190,9 @@ pub(crate) fn classify(
     let said = format!("HTTP {status} {code}: {message}");
     Err(match status {
         429 => Failure::Transient(retry_after, format!("throttled ({said})")),
-        500 | 502 | 503 | 504 => Failure::Transient(retry_after, format!("unavailable ({said})")),
+        408 | 500 | 502 | 503 | 504 => {
+            Failure::Transient(retry_after, format!("unavailable ({said})"))
+        }
         401 => Failure::Permanent(format!(
             "Graph refused the token ({said}): check the credential (--graph-credential) and that it is for this tenant and --graph-url"
         )),
@@ -206,6 +242,88 @@ mod tests {
             Err(Failure::Transient(None, _))
         ));
         assert_eq!(classify(200, None, b"{}".to_vec()), Ok(b"{}".to_vec()));
+    }
+
+    fn token_error(inner: azure_core::Error) -> azure_core::Error {
+        azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Credential,
+            inner,
+            "ClientSecretCredential authentication failed.",
+        )
+    }
+
+    fn http(status: azure_core::http::StatusCode) -> azure_core::Error {
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::HttpResponse {
+                status,
+                error_code: None,
+                raw_response: None,
+            },
+            "the token endpoint answered",
+        )
+    }
+
+    #[test]
+    fn a_token_error_from_the_network_or_a_busy_token_endpoint_is_retried() {
+        use azure_core::error::ErrorKind;
+        use azure_core::http::StatusCode;
+        let dropped = token_error(azure_core::Error::with_error(
+            ErrorKind::Io,
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+            "failed to execute `reqwest` request",
+        ));
+        assert!(matches!(
+            token_failure(&dropped),
+            Failure::Transient(None, _)
+        ));
+        let refused = token_error(azure_core::Error::with_message(
+            ErrorKind::Connection,
+            "connection refused",
+        ));
+        assert!(matches!(token_failure(&refused), Failure::Transient(..)));
+        for status in [
+            StatusCode::ServiceUnavailable,
+            StatusCode::InternalServerError,
+            StatusCode::TooManyRequests,
+            StatusCode::RequestTimeout,
+        ] {
+            assert!(
+                matches!(
+                    token_failure(&token_error(http(status))),
+                    Failure::Transient(..)
+                ),
+                "{status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_endpoints_4xx_or_missing_configuration_stops_the_source() {
+        use azure_core::error::ErrorKind;
+        use azure_core::http::StatusCode;
+        for status in [StatusCode::BadRequest, StatusCode::Unauthorized] {
+            assert!(
+                matches!(
+                    token_failure(&token_error(http(status))),
+                    Failure::Permanent(_)
+                ),
+                "{status:?}"
+            );
+        }
+        let missing =
+            azure_core::Error::with_message(ErrorKind::Credential, "AZURE_TENANT_ID is not set");
+        let Failure::Permanent(m) = token_failure(&missing) else {
+            panic!("permanent")
+        };
+        assert!(m.contains("AZURE_TENANT_ID"), "{m}");
+    }
+
+    #[test]
+    fn a_408_is_transient() {
+        assert!(matches!(
+            classify(408, None, Vec::new()),
+            Err(Failure::Transient(..))
+        ));
     }
 
     #[test]
