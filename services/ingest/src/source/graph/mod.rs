@@ -10,16 +10,20 @@
 //! *sweep* at a time, `[from, to)` asked as `createdDateTime ge from and createdDateTime le
 //! to − 100 ns` (100 ns is a DateTimeOffset's tick, so `le to − 1 tick` is `lt to`), page
 //! after page. The first sweep is the window (`--since`, `--until` or the start of the run).
-//! With `--follow`, each later sweep starts `--graph-overlap` before the last one ended,
-//! because Graph lists a sign-in minutes after it happened; the ids the last sweep saw in
-//! that overlap are passed over, so a sign-in listed again is read once.
+//! Each later sweep — with `--follow`, or a run resuming where the last one ended — starts
+//! `--graph-overlap` before the last one ended, because Graph lists a sign-in minutes after
+//! it happened; the ids the last sweep saw in that overlap are passed over, so a sign-in
+//! listed again is read once.
 //!
 //! Positions. Each page that holds sign-ins not yet read is one message of the pipeline
 //! (`{"value":[…]}`, the core's Graph page), the event type its partition and the page's
 //! number its position. Its resume point is the stream's progress after it: the sweep's
 //! bounds, the lowest instant read so far (everything of the sweep above it is read: pages
 //! come newest first) with the ids seen at that instant, and the overlap's ids (those to pass
-//! over, and those the next sweep will pass over). With exactly-once delivery that goes to
+//! over, and those the next sweep will pass over), each with its instant so that those which
+//! cannot come back (before the sweep) are forgotten. A position
+//! that would still not fit a Kafka message stops the source with a message asking for a
+//! shorter `--graph-overlap`. With exactly-once delivery that goes to
 //! the positions topic with the records, and a restart asks for `le` that instant, passes
 //! over those ids, and goes on — nothing missed, nothing twice. At least once, a restart
 //! reads the window again.
@@ -53,6 +57,9 @@ use tokio::task::JoinHandle;
 const AHEAD: usize = 2;
 /// A DateTimeOffset's tick.
 const TICK_NS: i64 = 100;
+/// The largest resume point written, in bytes of JSON: the producer's `message.max.bytes` is
+/// 1,000,000, and the position record carries the resume point beside a few small fields.
+const MAX_RESUME_BYTES: usize = 900_000;
 
 /// The scope of Graph positions in the positions topic: per set of output topics.
 pub fn positions_scope(output_topics: &str) -> String {
@@ -70,6 +77,14 @@ pub fn build(settings: &GraphSettings) -> Result<GraphSource> {
 
 /// An instant at Graph's precision (100 ns ticks), in UTC.
 type Instant = DateTime<Utc>;
+
+/// `t − d`, or the earliest instant there is when that is before it.
+fn back(t: Instant, d: Duration) -> Instant {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
 
 fn floor_tick(t: Instant) -> Instant {
     let ns = t.timestamp_subsec_nanos() as i64;
@@ -112,10 +127,12 @@ pub struct Progress {
     pub at: Option<Instant>,
     /// The ids (hashed) seen at `at`.
     pub at_ids: HashSet<u64>,
-    /// Ids read before this sweep that it may list again (its overlap): passed over.
-    pub skip: HashSet<u64>,
-    /// Ids this sweep saw in the last `overlap` before `to`: the next sweep's `skip`.
-    pub next: HashSet<u64>,
+    /// Ids read before this sweep that it may list again (its overlap), with their instants:
+    /// passed over.
+    pub skip: HashMap<u64, Instant>,
+    /// Ids this sweep saw in the last `overlap` before `to`, with their instants: the next
+    /// sweep's `skip`.
+    pub next: HashMap<u64, Instant>,
 }
 
 fn ids_json(ids: &HashSet<u64>) -> String {
@@ -123,6 +140,40 @@ fn ids_json(ids: &HashSet<u64>) -> String {
     v.sort_unstable();
     let bytes: Vec<u8> = v.iter().flat_map(|h| h.to_le_bytes()).collect();
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+}
+
+/// Remembered ids with their instants, packed: the id's hash (8 bytes) and the whole seconds
+/// from `base` to its instant, rounded up (4 bytes) — rounded up, an id is never dropped
+/// early; 16 bytes of base64 an id.
+fn timed_ids_json(ids: &HashMap<u64, Instant>, base: Instant) -> String {
+    let mut v: Vec<(u64, Instant)> = ids.iter().map(|(h, t)| (*h, *t)).collect();
+    v.sort_unstable();
+    let mut bytes = Vec::with_capacity(v.len() * 12);
+    for (h, t) in v {
+        let ns = (t - base).num_nanoseconds().unwrap_or(i64::MAX).max(0);
+        let secs = u32::try_from((ns + 999_999_999) / 1_000_000_000).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&h.to_le_bytes());
+        bytes.extend_from_slice(&secs.to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+}
+
+fn timed_ids_from(s: &str, base: Instant) -> Option<HashMap<u64, Instant>> {
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s)
+        .ok()?;
+    if bytes.len() % 12 != 0 {
+        return None;
+    }
+    bytes
+        .chunks_exact(12)
+        .map(|c| {
+            let h = u64::from_le_bytes(c[..8].try_into().ok()?);
+            let secs = u32::from_le_bytes(c[8..].try_into().ok()?);
+            let t = base.checked_add_signed(chrono::Duration::seconds(secs.into()))?;
+            Some((h, t))
+        })
+        .collect()
 }
 
 fn ids_from(s: &str) -> Option<HashSet<u64>> {
@@ -148,8 +199,8 @@ impl Progress {
             to: floor_tick(to),
             at: None,
             at_ids: HashSet::new(),
-            skip: HashSet::new(),
-            next: HashSet::new(),
+            skip: HashMap::new(),
+            next: HashMap::new(),
         }
     }
 
@@ -161,8 +212,8 @@ impl Progress {
             "to": graph_time(self.to),
             "at": self.at.map(graph_time),
             "atIds": ids_json(&self.at_ids),
-            "skip": ids_json(&self.skip),
-            "next": ids_json(&self.next),
+            "skip": timed_ids_json(&self.skip, self.from),
+            "next": timed_ids_json(&self.next, self.from),
         })
     }
 
@@ -170,27 +221,36 @@ impl Progress {
     pub fn from_json(v: &serde_json::Value) -> Option<Progress> {
         let time = |k: &str| v[k].as_str().and_then(parse_time);
         let ids = |k: &str| ids_from(v[k].as_str().unwrap_or(""));
+        let from = time("from")?;
+        let timed = |k: &str| timed_ids_from(v[k].as_str().unwrap_or(""), from);
         Some(Progress {
             page: v["page"].as_i64()?,
-            from: time("from")?,
+            from,
             to: time("to")?,
             at: match &v["at"] {
                 serde_json::Value::Null => None,
                 _ => Some(time("at")?),
             },
             at_ids: ids("atIds")?,
-            skip: ids("skip")?,
-            next: ids("next")?,
+            skip: timed("skip")?,
+            next: timed("next")?,
         })
     }
 
     /// Whether the sweep has read past `t`, id `h`: a sign-in to pass over.
     fn seen(&self, t: Option<Instant>, h: u64) -> bool {
-        self.skip.contains(&h) || (t.is_some() && t == self.at && self.at_ids.contains(&h))
+        self.skip.contains_key(&h) || (t.is_some() && t == self.at && self.at_ids.contains(&h))
+    }
+
+    /// Forgets the remembered ids that cannot come back: those of `skip` before the sweep
+    /// (Graph is asked for no earlier instant).
+    fn forget(&mut self) {
+        let from = self.from;
+        self.skip.retain(|_, t| *t >= from);
     }
 
     /// Notes a sign-in read (or passed over) at `t`.
-    fn saw(&mut self, t: Instant, h: u64, overlap: Option<Duration>) {
+    fn saw(&mut self, t: Instant, h: u64, overlap: Duration) {
         match self.at {
             Some(at) if t > at => {}
             Some(at) if t == at => {
@@ -202,17 +262,17 @@ impl Progress {
                 self.at_ids.insert(h);
             }
         }
-        if let Some(overlap) = overlap
-            && t >= self.to - chrono::Duration::from_std(overlap).unwrap_or_default()
-        {
-            self.next.insert(h);
+        if t >= back(self.to, overlap) {
+            self.next.insert(h, t);
         }
     }
 
     /// The next sweep, `[from, to)`, passing over what this one saw after `from`.
     fn next_sweep(&mut self, from: Instant, to: Instant) {
+        let from = floor_tick(from);
         self.skip = std::mem::take(&mut self.next);
-        self.from = floor_tick(from);
+        self.skip.retain(|_, t| *t >= from);
+        self.from = from;
         self.to = floor_tick(to);
         self.at = None;
         self.at_ids.clear();
@@ -278,16 +338,17 @@ impl Stream {
 
     async fn sweeps(&mut self) -> Result<()> {
         let follow = self.settings.follow;
-        let overlap = follow.then_some(self.settings.overlap);
+        let overlap = self.settings.overlap;
         loop {
             self.sweep(overlap).await?;
             let to = self.progress.to;
             if follow {
                 tokio::time::sleep(self.settings.poll_interval).await;
-                let back = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
-                self.progress.next_sweep(to - back, Utc::now());
+                self.progress.next_sweep(back(to, overlap), Utc::now());
             } else if to < self.end {
-                self.progress.next_sweep(to, self.end);
+                // A run resuming where the last one ended: its overlap again, for what Graph
+                // listed late.
+                self.progress.next_sweep(back(to, overlap), self.end);
             } else {
                 tracing::info!(event_type = self.kind.name(), "Graph window read");
                 return Ok(());
@@ -296,7 +357,7 @@ impl Stream {
     }
 
     /// One sweep, page after page; each page with something new is a message.
-    async fn sweep(&mut self, overlap: Option<Duration>) -> Result<()> {
+    async fn sweep(&mut self, overlap: Duration) -> Result<()> {
         let mut url = first_url(&self.settings, self.kind, &self.progress);
         tracing::debug!(%url, "Graph sweep");
         loop {
@@ -333,7 +394,8 @@ impl Stream {
                     out.extend_from_slice(raw.get().as_bytes());
                 }
                 out.extend_from_slice(b"]}");
-                let message = self.message(out, &url);
+                self.progress.forget();
+                let message = self.message(out, &url)?;
                 if self.tx.send(Ok(message)).await.is_err() {
                     return Ok(()); // the source is closed
                 }
@@ -345,9 +407,19 @@ impl Stream {
         }
     }
 
-    fn message(&self, body: Vec<u8>, url: &str) -> Message {
+    fn message(&self, body: Vec<u8>, url: &str) -> Result<Message> {
         let text = |s: &str| Text(s.to_owned().into());
-        Message {
+        let resume = self.progress.to_json();
+        let size = resume.to_string().len();
+        if size > MAX_RESUME_BYTES {
+            anyhow::bail!(
+                "the {} position would be {size} bytes, more than a Kafka message of the positions topic holds ({MAX_RESUME_BYTES}): it remembers the ids of {} sign-ins of the overlap; shorten --graph-overlap (now {:?}) so that fewer sign-ins fall in it",
+                self.kind.name(),
+                self.progress.skip.len() + self.progress.next.len() + self.progress.at_ids.len(),
+                self.settings.overlap
+            );
+        }
+        Ok(Message {
             body,
             partition: self.partition.clone(),
             position: self.progress.page,
@@ -361,8 +433,8 @@ impl Stream {
                 file: Some(text(url)),
                 line: None,
             },
-            resume: Some(self.progress.to_json()),
-        }
+            resume: Some(resume),
+        })
     }
 }
 
@@ -576,7 +648,7 @@ mod tests {
             "(createdDateTime ge 2026-11-01T00:00:00.0000000Z and createdDateTime le 2026-11-01T23:59:59.9999999Z) and signInEventTypes/any(t: t eq 'nonInteractiveUser')"
         );
         assert_eq!(q["$top"], "1000");
-        p.saw(at("2026-11-01T12:00:00Z"), 7, None);
+        p.saw(at("2026-11-01T12:00:00Z"), 7, Duration::from_secs(900));
         let q: HashMap<String, String> =
             url::Url::parse(&first_url(&s, EventType::InteractiveUser, &p))
                 .unwrap()
@@ -593,7 +665,7 @@ mod tests {
     #[test]
     fn progress_passes_over_what_it_saw_at_its_lowest_instant_and_in_the_overlap() {
         let mut p = Progress::new(at("2026-11-01T00:00:00Z"), at("2026-11-01T01:00:00Z"));
-        let overlap = Some(Duration::from_secs(600));
+        let overlap = Duration::from_secs(600);
         p.saw(at("2026-11-01T00:55:00Z"), 1, overlap);
         p.saw(at("2026-11-01T00:30:00Z"), 2, overlap);
         p.saw(at("2026-11-01T00:30:00Z"), 3, overlap);
@@ -602,12 +674,115 @@ mod tests {
             !p.seen(Some(at("2026-11-01T00:30:00Z")), 4),
             "a new id at the same instant"
         );
-        assert_eq!(p.next, HashSet::from([1]), "only the last 10 minutes");
+        assert_eq!(
+            p.next,
+            HashMap::from([(1, at("2026-11-01T00:55:00Z"))]),
+            "only the last 10 minutes"
+        );
         let back = Progress::from_json(&p.to_json()).unwrap();
         assert_eq!(back, p, "the resume point reads back as written");
         p.next_sweep(at("2026-11-01T00:50:00Z"), at("2026-11-01T02:00:00Z"));
         assert!(p.seen(None, 1), "the overlap's ids are passed over");
         assert!(!p.seen(None, 2));
         assert_eq!(p.at, None);
+    }
+
+    #[test]
+    fn a_window_read_without_follow_remembers_its_overlap_and_a_resumed_run_reads_it_again() {
+        let overlap = Duration::from_secs(600);
+        // The first run's window: 23:00 to 00:00; it reads one sign-in at 23:55.
+        let mut p = Progress::new(at("2026-11-01T23:00:00Z"), at("2026-11-02T00:00:00Z"));
+        p.saw(at("2026-11-01T23:55:00Z"), 1, overlap);
+        assert_eq!(
+            p.next.len(),
+            1,
+            "the overlap's ids are kept without --follow"
+        );
+        // The next run resumes from that position, its window ending at 01:00.
+        let mut resumed = Progress::from_json(&p.to_json()).unwrap();
+        resumed.next_sweep(back(resumed.to, overlap), at("2026-11-02T01:00:00Z"));
+        assert_eq!(resumed.from, at("2026-11-01T23:50:00Z"), "end − overlap");
+        let url = first_url(&settings(), EventType::InteractiveUser, &resumed);
+        assert!(url.contains("2026-11-01T23%3A50%3A00.0000000Z"), "{url}");
+        assert!(
+            resumed.seen(Some(at("2026-11-01T23:55:00Z")), 1),
+            "read once"
+        );
+        assert!(
+            !resumed.seen(Some(at("2026-11-01T23:58:00Z")), 2),
+            "a sign-in of 23:58 listed late is read"
+        );
+    }
+
+    #[test]
+    fn remembered_ids_that_cannot_come_back_are_forgotten() {
+        let overlap = Duration::from_secs(600);
+        let mut p = Progress::new(at("2026-11-01T00:00:00Z"), at("2026-11-01T01:00:00Z"));
+        p.saw(at("2026-11-01T00:58:00Z"), 1, overlap);
+        p.saw(at("2026-11-01T00:52:00Z"), 2, overlap);
+        p.saw(at("2026-11-01T00:30:00Z"), 3, overlap);
+        // The next sweep starts 10 minutes before 01:00: both overlap ids may come back.
+        p.next_sweep(at("2026-11-01T00:50:00Z"), at("2026-11-01T02:00:00Z"));
+        assert_eq!(p.skip.len(), 2);
+        p.saw(at("2026-11-01T00:55:00Z"), 4, overlap);
+        p.forget();
+        assert_eq!(p.skip.len(), 2, "both may still come");
+        // A sweep starting after them forgets them all.
+        p.next_sweep(at("2026-11-01T01:55:00Z"), at("2026-11-01T03:00:00Z"));
+        assert!(p.skip.is_empty(), "{:?}", p.skip);
+        assert_eq!(Progress::from_json(&p.to_json()).unwrap(), p);
+    }
+
+    #[test]
+    fn a_position_too_large_for_a_kafka_message_stops_with_a_message_naming_the_overlap() {
+        let (tx, _rx) = mpsc::channel(1);
+        let settings = Arc::new(settings());
+        let mut stream = Stream {
+            client: Arc::new(
+                Client::new(
+                    &settings.url,
+                    Arc::new(NoCredential) as Arc<dyn azure_core::credentials::TokenCredential>,
+                    1,
+                )
+                .unwrap(),
+            ),
+            settings,
+            kind: EventType::InteractiveUser,
+            partition: "p".into(),
+            progress: Progress::new(at("2026-11-01T00:00:00Z"), at("2026-11-01T01:00:00Z")),
+            end: at("2026-11-01T01:00:00Z"),
+            tx,
+        };
+        let t = |h: u64| at("2026-11-01T00:59:00Z") - chrono::Duration::milliseconds(h as i64);
+        for h in 0..40_000u64 {
+            stream.progress.saw(t(h), h, Duration::from_secs(900));
+        }
+        assert!(
+            stream.message(b"{}".to_vec(), "u").is_ok(),
+            "40,000 ids fit"
+        );
+        for h in 40_000..120_000u64 {
+            stream.progress.saw(t(h), h, Duration::from_secs(900));
+        }
+        let e = stream.message(b"{}".to_vec(), "u").unwrap_err().to_string();
+        assert!(e.contains("shorten --graph-overlap"), "{e}");
+    }
+
+    /// A credential never asked.
+    #[derive(Debug)]
+    struct NoCredential;
+
+    #[async_trait::async_trait]
+    impl azure_core::credentials::TokenCredential for NoCredential {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "not asked",
+            ))
+        }
     }
 }
