@@ -21,7 +21,7 @@
 //! bounds, the lowest instant read so far (everything of the sweep above it is read: pages
 //! come newest first) with the ids seen at that instant, and the overlap's ids (those to pass
 //! over, and those the next sweep will pass over), each with its instant so that those which
-//! cannot come back (before the sweep) are forgotten. A position
+//! cannot come back (before the sweep, or above its lowest instant) are forgotten. A position
 //! that would still not fit a Kafka message stops the source with a message asking for a
 //! shorter `--graph-overlap`. With exactly-once delivery that goes to
 //! the positions topic with the records, and a restart asks for `le` that instant, passes
@@ -237,16 +237,30 @@ impl Progress {
         })
     }
 
-    /// Whether the sweep has read past `t`, id `h`: a sign-in to pass over.
+    /// Whether the sweep has read past `t`, id `h`: a sign-in to pass over. Anything newer
+    /// than the lowest instant read so far counts as read — pages come newest first, so it
+    /// was, unless Graph listed it late, and then the next sweep's overlap reads it (were
+    /// Graph's `$skiptoken` an offset, a late one would otherwise shift a page's sign-ins
+    /// onto the next page, read twice).
     fn seen(&self, t: Option<Instant>, h: u64) -> bool {
-        self.skip.contains_key(&h) || (t.is_some() && t == self.at && self.at_ids.contains(&h))
+        if self.skip.contains_key(&h) {
+            return true;
+        }
+        match (t, self.at) {
+            (Some(t), Some(at)) => t > at || (t == at && self.at_ids.contains(&h)),
+            _ => false,
+        }
     }
 
     /// Forgets the remembered ids that cannot come back: those of `skip` before the sweep
-    /// (Graph is asked for no earlier instant).
+    /// (Graph is asked for no earlier instant) or after its lowest instant read (passed over
+    /// by instant).
     fn forget(&mut self) {
-        let from = self.from;
-        self.skip.retain(|_, t| *t >= from);
+        let (from, at) = (self.from, self.at);
+        // A second's margin: a resumed instant is rounded up to the second.
+        let above = at.map(|at| at + chrono::Duration::seconds(1));
+        self.skip
+            .retain(|_, t| *t >= from && above.is_none_or(|above| *t <= above));
     }
 
     /// Notes a sign-in read (or passed over) at `t`.
@@ -715,6 +729,23 @@ mod tests {
     }
 
     #[test]
+    fn within_a_sweep_anything_newer_than_the_lowest_instant_read_counts_as_read() {
+        let overlap = Duration::from_secs(600);
+        let mut p = Progress::new(at("2026-11-01T00:00:00Z"), at("2026-11-01T01:00:00Z"));
+        p.saw(at("2026-11-01T00:40:00Z"), 1, overlap);
+        p.saw(at("2026-11-01T00:20:00Z"), 2, overlap);
+        assert!(
+            p.seen(Some(at("2026-11-01T00:40:00Z")), 1),
+            "a sign-in shifted onto the next page by an offset-like $skiptoken"
+        );
+        assert!(
+            p.seen(Some(at("2026-11-01T00:30:00Z")), 9),
+            "a late one above the lowest instant: the next overlap reads it"
+        );
+        assert!(!p.seen(Some(at("2026-11-01T00:10:00Z")), 3));
+    }
+
+    #[test]
     fn remembered_ids_that_cannot_come_back_are_forgotten() {
         let overlap = Duration::from_secs(600);
         let mut p = Progress::new(at("2026-11-01T00:00:00Z"), at("2026-11-01T01:00:00Z"));
@@ -726,7 +757,11 @@ mod tests {
         assert_eq!(p.skip.len(), 2);
         p.saw(at("2026-11-01T00:55:00Z"), 4, overlap);
         p.forget();
-        assert_eq!(p.skip.len(), 2, "both may still come");
+        assert_eq!(
+            p.skip.keys().copied().collect::<HashSet<_>>(),
+            HashSet::from([2]),
+            "00:58's id is above the lowest instant read, 00:52's may still come"
+        );
         // A sweep starting after them forgets them all.
         p.next_sweep(at("2026-11-01T01:55:00Z"), at("2026-11-01T03:00:00Z"));
         assert!(p.skip.is_empty(), "{:?}", p.skip);
