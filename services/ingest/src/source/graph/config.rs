@@ -118,8 +118,9 @@ pub struct GraphArgs {
         value_parser = humantime::parse_duration
     )]
     pub graph_poll_interval: Duration,
-    /// Graph source: with --follow, each poll reads again this far back before the last one
-    /// ended, for sign-ins Graph lists late; those already read are passed over by id.
+    /// Graph source: each poll with --follow, and a run resuming where the last one ended,
+    /// reads again this far back before the last read ended, for sign-ins Graph lists late;
+    /// those already read are passed over by id (at most 30 days).
     #[arg(
         long,
         value_name = "DURATION",
@@ -231,6 +232,18 @@ impl GraphArgs {
             Some(s) => Some(parse_instant(s, true).map_err(|e| anyhow::anyhow!("--until: {e}"))?),
             None => None,
         };
+        if self.graph_poll_interval < Duration::from_secs(1) {
+            bail!(
+                "--graph-poll-interval must be at least 1s, not {:?}",
+                self.graph_poll_interval
+            );
+        }
+        if self.graph_overlap > DEFAULT_LOOKBACK {
+            bail!(
+                "--graph-overlap must be at most 30 days (what Entra keeps behind Graph), not {}",
+                humantime::format_duration(self.graph_overlap)
+            );
+        }
         if self.follow && until.is_some() {
             bail!("--follow reads on past the window's end: it takes no --until");
         }
@@ -258,6 +271,32 @@ impl GraphArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        graph: GraphArgs,
+    }
+
+    fn settings(args: &[&str]) -> Result<GraphSettings> {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(std::iter::once("mfagap").chain(args.iter().copied()))?;
+        cli.graph.settings()
+    }
+
+    #[test]
+    fn an_absurd_overlap_or_a_poll_interval_under_a_second_is_refused_naming_the_flag() {
+        let e = settings(&["--graph-overlap", "300000years"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--graph-overlap"), "{e}");
+        let e = settings(&["--graph-poll-interval", "0s"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--graph-poll-interval"), "{e}");
+        let ok = settings(&["--graph-overlap", "30days", "--graph-poll-interval", "1s"]).unwrap();
+        assert_eq!(ok.poll_interval, Duration::from_secs(1));
+    }
 
     #[test]
     fn a_date_is_its_midnight_or_for_the_end_the_next() {

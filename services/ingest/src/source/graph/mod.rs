@@ -635,6 +635,14 @@ mod tests {
     }
 
     #[test]
+    fn an_overlap_past_the_earliest_instant_does_not_panic() {
+        assert_eq!(
+            back(at("2026-11-01T00:00:00Z"), Duration::MAX),
+            DateTime::<Utc>::MIN_UTC
+        );
+    }
+
+    #[test]
     fn instants_are_written_with_seven_digits_and_read_back() {
         let t = at("2026-11-29T10:15:41.6195833Z");
         assert_eq!(graph_time(t), "2026-11-29T10:15:41.6195833Z");
