@@ -313,6 +313,20 @@ fn first_url(s: &GraphSettings, kind: EventType, p: &Progress) -> String {
     url.to_string()
 }
 
+/// `link` (an `@odata.nextLink`) if it points where `--graph-url` does (scheme, host and
+/// port): the bearer token goes with the request, and never to anyone else.
+fn same_origin(graph_url: &str, link: String) -> Result<String> {
+    let base = url::Url::parse(graph_url).context("--graph-url")?;
+    match url::Url::parse(&link) {
+        Ok(next) if next.origin() == base.origin() => Ok(link),
+        Ok(next) => anyhow::bail!(
+            "Graph's @odata.nextLink points to {}, not to --graph-url {graph_url}: the token is not sent there; the read stops",
+            next.origin().ascii_serialization()
+        ),
+        Err(e) => anyhow::bail!("Graph's @odata.nextLink is not a URL ({e}); the read stops"),
+    }
+}
+
 /// A page as Graph sends it, its records left as they are.
 #[derive(Deserialize)]
 struct Page<'a> {
@@ -415,7 +429,7 @@ impl Stream {
                 }
             }
             match page.next_link {
-                Some(next) => url = next,
+                Some(next) => url = same_origin(&self.settings.url, next)?,
                 None => return Ok(()),
             }
         }
@@ -640,6 +654,26 @@ mod tests {
             back(at("2026-11-01T00:00:00Z"), Duration::MAX),
             DateTime::<Utc>::MIN_UTC
         );
+    }
+
+    #[test]
+    fn a_next_link_elsewhere_than_the_graph_url_is_refused() {
+        let base = "https://graph.microsoft.com";
+        let ok = "https://graph.microsoft.com/beta/auditLogs/signIns?$skiptoken=x";
+        assert_eq!(same_origin(base, ok.into()).unwrap(), ok);
+        assert!(same_origin(base, "https://graph.microsoft.com:443/beta/x".into()).is_ok());
+        for bad in [
+            "https://evil.example/beta/auditLogs/signIns",
+            "http://graph.microsoft.com/beta/auditLogs/signIns",
+            "https://graph.microsoft.com:8443/beta/auditLogs/signIns",
+            "/beta/auditLogs/signIns",
+        ] {
+            let e = same_origin(base, bad.into()).unwrap_err().to_string();
+            assert!(
+                e.contains("the token is not sent") || e.contains("not a URL"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
