@@ -515,6 +515,18 @@ impl GraphSource {
         let client = Arc::new(Client::new(&s.url, credential, s.concurrency)?);
         let now = Utc::now();
         let end = s.until.map_or(now, DateTime::<Utc>::from);
+        let since = DateTime::<Utc>::from(s.since);
+        if since
+            < back(
+                now,
+                config::DEFAULT_LOOKBACK - Duration::from_secs(24 * 3600),
+            )
+        {
+            tracing::warn!(
+                since = %graph_time(since),
+                "Graph: --since is more than 29 days back; Entra keeps sign-ins 30 days and the window is read newest first, so its oldest part may expire before it is read"
+            );
+        }
         let (tx, rx) = mpsc::channel(AHEAD * s.event_types.len());
         let mut tasks = Vec::new();
         for kind in &s.event_types {
