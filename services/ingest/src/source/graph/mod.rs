@@ -57,6 +57,8 @@ use tokio::task::JoinHandle;
 const AHEAD: usize = 2;
 /// A DateTimeOffset's tick.
 const TICK_NS: i64 = 100;
+/// How often a page that is not JSON is asked again before the source stops.
+const GARBLED_RETRIES: u32 = 3;
 /// The largest resume point written, in bytes of JSON: the producer's `message.max.bytes` is
 /// 1,000,000, and the position record carries the resume point beside a few small fields.
 const MAX_RESUME_BYTES: usize = 900_000;
@@ -388,10 +390,28 @@ impl Stream {
     async fn sweep(&mut self, overlap: Duration) -> Result<()> {
         let mut url = first_url(&self.settings, self.kind, &self.progress);
         tracing::debug!(%url, "Graph sweep");
+        let mut garbled = 0;
         loop {
             let body = self.client.get(&url).await?;
-            let page: Page = serde_json::from_slice(&body)
-                .with_context(|| format!("Graph sent a page that is not a signIn list ({url})"))?;
+            let page: Page = match serde_json::from_slice(&body) {
+                Ok(page) => page,
+                Err(e) if garbled < GARBLED_RETRIES => {
+                    garbled += 1;
+                    let wait = Duration::from_secs(1 << garbled);
+                    tracing::warn!(%url, retry_in = ?wait, "Graph sent a page that is not a signIn list ({e}); the same page is asked again");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "Graph sent a page that is not a signIn list {} times in a row ({url})",
+                            garbled + 1
+                        )
+                    });
+                }
+            };
+            garbled = 0;
             let mut kept: Vec<&RawValue> = Vec::with_capacity(page.value.len());
             for raw in &page.value {
                 let key: Key = serde_json::from_str(raw.get()).unwrap_or(Key {
@@ -661,14 +681,6 @@ mod tests {
     }
 
     #[test]
-    fn an_overlap_past_the_earliest_instant_does_not_panic() {
-        assert_eq!(
-            back(at("2026-11-01T00:00:00Z"), Duration::MAX),
-            DateTime::<Utc>::MIN_UTC
-        );
-    }
-
-    #[test]
     fn a_next_link_elsewhere_than_the_graph_url_is_refused() {
         let base = "https://graph.microsoft.com";
         let ok = "https://graph.microsoft.com/beta/auditLogs/signIns?$skiptoken=x";
@@ -686,6 +698,14 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn an_overlap_past_the_earliest_instant_does_not_panic() {
+        assert_eq!(
+            back(at("2026-11-01T00:00:00Z"), Duration::MAX),
+            DateTime::<Utc>::MIN_UTC
+        );
     }
 
     #[test]
