@@ -137,6 +137,9 @@ pub(crate) fn client_config(config: &KafkaSettings) -> Result<(KafkaConfig, Vec<
         .set("socket.timeout.ms", "60000")
         // The prefetch queue is the consumer's memory: keep it modest.
         .set("queued.max.messages.kbytes", "16384")
+        // And refill it as soon as it drains, not a second later (librdkafka's default
+        // backoff once it was full): with bodies of 100 KB and more it is full often.
+        .set("fetch.queue.backoff.ms", "10")
         .set("session.timeout.ms", "30000")
         .set("heartbeat.interval.ms", "3000")
         .set("max.partition.fetch.bytes", "1000000")
