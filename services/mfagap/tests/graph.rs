@@ -548,6 +548,49 @@ fn follow_reads_sign_ins_listed_late_once_each() {
     assert!(child.wait().unwrap().success(), "a clean stop on SIGTERM");
 }
 
+/// Without `--until` the window ends when the run starts (to the nanosecond, between Graph's
+/// 100 ns ticks): the read ends there, exit 0, with every sign-in of the window once — it
+/// used to sweep the last overlap again and again and never end.
+#[test]
+fn a_window_without_until_ends_at_the_start_of_the_run() {
+    let b = Broker::noida().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let double = GraphDouble::start(GraphConfig::default()).unwrap();
+    let served = double.add(recent(8, 60, 30, 600));
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let (out, dead) = (unique("out"), unique("dl"));
+    b.create_topic(&out, 3).unwrap();
+    b.create_topic(&dead, 1).unwrap();
+    let log = dir.path().join("window.log");
+    let args = ["--since", &since, "--graph-page-size", "25"];
+    let mut i = ingest(&double, &b, (&out, &dead), &args, &log);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = i.child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = i.child.kill();
+            panic!(
+                "still running after 90 s\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let (want, _) = filter_reference(&as_input(&served), dir.path());
+    assert!(!want.is_empty());
+    assert!(
+        output_records(&b, &out) == want,
+        "every sign-in of the window, once"
+    );
+}
+
 /// Without `AuditLog.Read.All` Graph answers 403: `mfagap ingest` exits 1 with a message that
 /// names the permission, and `mfagap check` fails its Graph line with the same; neither
 /// prints the token. With the permission, `check` gets a token and reads a page.

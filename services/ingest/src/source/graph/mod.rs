@@ -534,7 +534,10 @@ impl GraphSource {
             crate::source::eventhubs::connect::credential(s.credential, "--graph-credential")?;
         let client = Arc::new(Client::new(&s.url, credential, s.concurrency)?);
         let now = Utc::now();
-        let end = s.until.map_or(now, DateTime::<Utc>::from);
+        // On a tick, as every sweep's end is: the window is read once its sweep ends here
+        // (`Stream::sweeps`), and an end between ticks — the default, now — would never be
+        // reached, each sweep of the overlap starting another.
+        let end = floor_tick(s.until.map_or(now, DateTime::<Utc>::from));
         let since = DateTime::<Utc>::from(s.since);
         if since
             < back(
