@@ -323,14 +323,10 @@ async fn file_exactly_once(
         &identity,
         side,
         ready,
+        source::file::Resume::from_json,
     )
     .await?;
-    source.resume_from(
-        committed
-            .into_iter()
-            .filter_map(|(id, r)| Some((id, source::file::Resume::from_json(&r?)?)))
-            .collect(),
-    );
+    source.resume_from(committed.into_iter().collect());
     Ok((source, sink))
 }
 
@@ -353,14 +349,10 @@ async fn capture_exactly_once(
         &identity,
         side,
         ready,
+        source::capture::Resume::from_json,
     )
     .await?;
-    source.resume_from(
-        committed
-            .into_iter()
-            .filter_map(|(id, r)| Some((id, source::capture::Resume::from_json(&r?)?)))
-            .collect(),
-    );
+    source.resume_from(committed.into_iter().collect());
     Ok((source, sink))
 }
 
@@ -381,28 +373,26 @@ async fn graph_exactly_once(
         &identity,
         side,
         ready,
+        source::graph::Progress::from_json,
     )
     .await?;
-    source.resume_from(
-        committed
-            .into_iter()
-            .filter_map(|(id, r)| Some((id, source::graph::Progress::from_json(&r?)?)))
-            .collect(),
-    );
+    source.resume_from(committed.into_iter().collect());
     Ok((source, sink))
 }
 
 /// What a replay (files, Capture files, Graph) shares exactly once: positions under a scope named
 /// after the output topics, one transactional id per scope and `identity` (opening it fences
-/// the previous run), then the resume points that run committed, per partition.
-async fn replay_exactly_once(
+/// the previous run), then the resume points that run committed, per partition, as `parse`
+/// reads them (one it cannot read is left out: that partition starts over).
+async fn replay_exactly_once<R>(
     settings: &IngestSettings,
     scope_of: fn(&str) -> String,
     kind: &str,
     identity: &str,
     side: Vec<String>,
     ready: &Readiness,
-) -> Result<(ExactlyOnce, Vec<(String, Option<serde_json::Value>)>)> {
+    parse: fn(&serde_json::Value) -> Option<R>,
+) -> Result<(ExactlyOnce, Vec<(String, R)>)> {
     let eo = &settings.exactly_once;
     eo.positions.ensure().await?;
     let topics: Vec<&str> = settings
@@ -431,10 +421,11 @@ async fn replay_exactly_once(
     let committed = tokio::task::spawn_blocking(move || positions.read(&scope, None))
         .await
         .context("reading the positions topic")??;
-    Ok((
-        sink,
-        committed.into_iter().map(|(p, r)| (p, r.resume)).collect(),
-    ))
+    let resumes = committed
+        .into_iter()
+        .filter_map(|(p, r)| Some((p, parse(r.resume.as_ref()?)?)))
+        .collect();
+    Ok((sink, resumes))
 }
 
 /// The service as its binary runs it: settings checked, logging, signals and the runtime
