@@ -26,6 +26,8 @@
 //! names are leftovers of a writer that died before step 3; they are deleted once older than
 //! the orphan age (a younger one may belong to a live writer about to commit, so it is left
 //! alone, and a writer never commits files it staged longer ago than half the orphan age).
+//! The same age applies to the temp files of local writes killed before their rename, which
+//! no listing shows (`storage`).
 //!
 //! So at any instant: a row is in exactly one published file or in none yet (a crash between
 //! 3 and 4 delays it until the partition's next assignment, never loses it); a file is never
@@ -270,6 +272,13 @@ pub(crate) async fn recover(
             orphans_deleted += 1;
         }
     }
+    // What a local write killed mid-way left; listings never show it (see `storage`).
+    for dir in [
+        layout::staging_dir(topic, partition),
+        layout::commits_dir(topic, partition),
+    ] {
+        orphans_deleted += store.sweep_interrupted_writes(&dir, orphan_age)?;
+    }
     if commits.len() > KEEP_COMMITS {
         let cut = commits.len() - KEEP_COMMITS;
         for (meta, _) in &commits[..cut] {
@@ -461,6 +470,34 @@ mod tests {
         assert_eq!(r.orphans_deleted, 1);
         assert!(!store.exists(&staged).await.unwrap());
         assert!(published(dir.path()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_local_write_killed_before_its_rename_is_deleted_only_when_old() {
+        let (dir, store) = store();
+        // What the local backend leaves when killed mid-`put` (staging) or mid-`create`
+        // (commits): the temp file beside the name it was writing.
+        let staged = layout::staged_file("t", 2, Range { first: 0, last: 9 }, "dead", 0);
+        let commit = layout::commit_file("t", 2, 0);
+        let temps: Vec<std::path::PathBuf> = [format!("{staged}#1"), format!("{commit}#2")]
+            .iter()
+            .map(|p| dir.path().join(p))
+            .collect();
+        for t in &temps {
+            std::fs::create_dir_all(t.parent().unwrap()).unwrap();
+            std::fs::write(t, b"half").unwrap();
+        }
+        assert!(
+            store.list(&Path::from("")).await.unwrap().is_empty(),
+            "listings never show them"
+        );
+        let r = recover(&store, "t", 2, AGE).await.unwrap();
+        assert_eq!(r.orphans_deleted, 0, "young: maybe a live writer's");
+        assert!(temps.iter().all(|t| t.exists()));
+        let r = recover(&store, "t", 2, Duration::ZERO).await.unwrap();
+        assert_eq!(r.orphans_deleted, 2);
+        assert!(temps.iter().all(|t| !t.exists()), "{temps:?}");
+        assert_eq!(r.resume, None);
     }
 
     #[tokio::test]

@@ -13,6 +13,11 @@
 //! and an object copy appears at once. The copy-then-delete of object stores is two steps; a
 //! crash between them leaves the staged copy, which the next start finds under a commit and
 //! deletes (see `commit`).
+//!
+//! A local `put` or `create` killed before its rename leaves its temp file, `<name>#<n>`.
+//! Listings never show one, so the commit protocol cannot see it either;
+//! `sweep_interrupted_writes` deletes those older than the orphan age. An object store's
+//! single PUT leaves nothing behind.
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -25,6 +30,7 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The dataset root, wherever it is.
 #[derive(Debug, Clone)]
@@ -177,6 +183,62 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the temp files of local writes that were killed before their rename, under
+    /// `prefix` and older than `older_than`; returns how many. Nothing to do on an object
+    /// store. A younger one may be a live writer's and is left alone.
+    pub fn sweep_interrupted_writes(&self, prefix: &Path, older_than: Duration) -> Result<usize> {
+        let Some(root) = &self.local else {
+            return Ok(0);
+        };
+        let mut dir = root.clone();
+        dir.extend(prefix.parts().map(|p| p.as_ref().to_owned()));
+        let mut deleted = 0;
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot list {}", dir.display()));
+                }
+            };
+            for entry in entries {
+                let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+                let path = entry.path();
+                // A directory or file deleted by another writer meanwhile is no error.
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let old = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > older_than);
+                if old && is_interrupted_write(&entry.file_name().to_string_lossy()) {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => deleted += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("cannot delete {}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The local backend's temp name for a write in progress: `<name>#<digits>`.
+fn is_interrupted_write(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn prefixed(store: impl ObjectStore, prefix: Path) -> Arc<dyn ObjectStore> {
     if prefix.as_ref().is_empty() {
         Arc::new(store)
@@ -243,6 +305,15 @@ mod tests {
         assert_eq!(prefix_of(&u).as_ref(), "signins");
         let u = url::Url::parse("s3://bucket").unwrap();
         assert_eq!(prefix_of(&u).as_ref(), "");
+    }
+
+    #[test]
+    fn only_the_local_backends_temp_names_are_interrupted_writes() {
+        assert!(is_interrupted_write("x.parquet.inprogress#1"));
+        assert!(is_interrupted_write("12.json#34"));
+        assert!(!is_interrupted_write("x.parquet.inprogress"));
+        assert!(!is_interrupted_write("x#"));
+        assert!(!is_interrupted_write("x#1a"));
     }
 
     #[test]
