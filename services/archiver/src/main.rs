@@ -3,11 +3,6 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: decoding allocates and frees small strings on
-/// every thread, and glibc's malloc cost far more CPU (README, Benchmark).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Reads the sign-ins without MFA from Kafka and writes them, exactly once, as a Parquet dataset.
 #[derive(Debug, Parser)]
 #[command(name = "mfagap-archiver", version, about)]

@@ -3,11 +3,6 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: decoding allocates and frees small strings on
-/// every thread, and glibc's malloc cost far more CPU (README, Benchmark).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Reads Entra ID sign-in logs, keeps the successful sign-ins without MFA, writes them to Kafka.
 #[derive(Debug, Parser)]
 #[command(name = "mfagap-ingest", version, about)]

@@ -3,11 +3,6 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// mimalloc rather than the system allocator: decoding allocates and frees small strings on
-/// every thread, and glibc's malloc cost far more CPU (README, Benchmark).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod broker;
 mod check;
 mod filter;
