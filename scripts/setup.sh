@@ -190,3 +190,13 @@ fi
 if ! [ -x .tools/bin/promtool ]; then
   ln -sf "$(command -v promtool)" .tools/bin/promtool
 fi
+
+# cargo-nextest runs the tests (scripts/test.sh): every binary's tests in one pool, slowest
+# first (.config/nextest.toml). Priorities need 0.9.91; a machine without it, or with an older
+# one, gets the pinned release built from crates.io (a few minutes, once).
+NEXTEST_MIN=0.9.91 NEXTEST_PIN=0.9.143
+have=$(cargo nextest --version 2>/dev/null | awk 'NR == 1 { print $2 }')
+if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$NEXTEST_MIN" "$have" | sort -V | head -n 1)" != "$NEXTEST_MIN" ]; then
+  say "installing cargo-nextest $NEXTEST_PIN (found: ${have:-none})"
+  cargo install cargo-nextest --locked --version "=$NEXTEST_PIN"
+fi
