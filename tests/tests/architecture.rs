@@ -128,3 +128,99 @@ fn the_ingest_service_does_not_link_the_archiver_nor_parquet() {
     assert!(bad.is_empty(), "the ingest service links {bad:?}");
     assert!(names.contains("azure_messaging_eventhubs"));
 }
+
+/// Proc macros and the crates only they and build scripts use are built unoptimised in the dev
+/// profile; everything else a test links, at `opt-level` 2 (`Cargo.toml`, `[profile.dev]`).
+/// Cargo lets `package."*"` win over `build-override`, so the build-time crates are named one
+/// by one; this keeps the list equal to the graph: a new proc macro must be added (or it
+/// compiles optimised, slowly), a crate that left must go (or Cargo warns), and a crate a test
+/// also runs must never be on it.
+#[test]
+fn the_dev_profile_leaves_exactly_the_build_time_crates_unoptimised() {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", &host()])
+        .current_dir(mfagap_testkit::repo_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(out.status.success());
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let packages: HashMap<&str, (&str, bool)> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let proc_macro = p["targets"].as_array().unwrap().iter().any(|t| {
+                t["kind"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k == "proc-macro")
+            });
+            (
+                p["id"].as_str().unwrap(),
+                (p["name"].as_str().unwrap(), proc_macro),
+            )
+        })
+        .collect();
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let nodes: HashMap<&str, &Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    // Walk from the members: a dependency is run (linked into a test or a binary) unless it
+    // is reached through a build dependency or a proc macro.
+    let (mut run, mut build) = (BTreeSet::new(), BTreeSet::new());
+    let mut todo: Vec<(&str, bool)> = members.iter().map(|m| (*m, false)).collect();
+    let mut seen = BTreeSet::new();
+    while let Some((id, at_build)) = todo.pop() {
+        if !seen.insert((id, at_build)) {
+            continue;
+        }
+        let (name, _) = packages[id];
+        if !members.contains(id) {
+            let set = if at_build { &mut build } else { &mut run };
+            set.insert(name);
+        }
+        for d in nodes[id]["deps"].as_array().unwrap() {
+            let dep = d["pkg"].as_str().unwrap();
+            for k in d["dep_kinds"].as_array().unwrap() {
+                let kind = k["kind"].as_str();
+                if kind == Some("dev") && !members.contains(id) {
+                    continue;
+                }
+                let dep_at_build = at_build || kind == Some("build") || packages[dep].1;
+                todo.push((dep, dep_at_build));
+            }
+        }
+    }
+    let build_only: BTreeSet<&str> = build.difference(&run).copied().collect();
+
+    let manifest = std::fs::read_to_string(mfagap_testkit::repo_root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&manifest).expect("Cargo.toml is TOML");
+    let listed: BTreeSet<&str> = manifest["profile"]["dev"]["package"]
+        .as_table()
+        .expect("[profile.dev.package]")
+        .iter()
+        .filter(|(_, v)| v.get("opt-level").and_then(toml::Value::as_integer) == Some(0))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let missing: Vec<_> = build_only.difference(&listed).collect();
+    let stale: Vec<_> = listed.difference(&build_only).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "[profile.dev.package] in Cargo.toml: add `<name> = {{ opt-level = 0 }}` for the \
+         build-time-only crates {missing:?}; remove {stale:?} (not in the graph, or also run)"
+    );
+    assert!(
+        build_only.contains("syn") && run.contains("serde_json"),
+        "the walk tells build time from run time"
+    );
+}
