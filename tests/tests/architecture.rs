@@ -130,7 +130,7 @@ fn the_ingest_service_does_not_link_the_archiver_nor_parquet() {
 }
 
 /// Proc macros and the crates only they and build scripts use are built unoptimised in the dev
-/// profile; everything else a test links, at `opt-level` 2 (`Cargo.toml`, `[profile.dev]`).
+/// profile; everything else a test links, at `opt-level` 1 (`Cargo.toml`, `[profile.dev]`).
 /// Cargo lets `package."*"` win over `build-override`, so the build-time crates are named one
 /// by one; this keeps the list equal to the graph: a new proc macro must be added (or it
 /// compiles optimised, slowly), a crate that left must go (or Cargo warns), and a crate a test
