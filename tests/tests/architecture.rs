@@ -7,18 +7,7 @@ use std::process::Command;
 
 /// The resolved graph: package id → (name, ids of its normal dependencies on this platform).
 fn graph() -> HashMap<String, (String, Vec<String>)> {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .args(["--filter-platform", &host()])
-        .current_dir(mfagap_testkit::repo_root())
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo metadata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let meta = metadata();
     let names: HashMap<&str, &str> = meta["packages"]
         .as_array()
         .expect("packages")
@@ -45,6 +34,22 @@ fn graph() -> HashMap<String, (String, Vec<String>)> {
         graph.insert(id.clone(), (names[id.as_str()].to_owned(), deps));
     }
     graph
+}
+
+/// `cargo metadata` of the workspace, as this platform resolves it.
+fn metadata() -> Value {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", &host()])
+        .current_dir(mfagap_testkit::repo_root())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("metadata is JSON")
 }
 
 /// The platform this test runs on, as rustc names it.
@@ -137,14 +142,7 @@ fn the_ingest_service_does_not_link_the_archiver_nor_parquet() {
 /// also runs must never be on it.
 #[test]
 fn the_dev_profile_leaves_exactly_the_build_time_crates_unoptimised() {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .args(["--filter-platform", &host()])
-        .current_dir(mfagap_testkit::repo_root())
-        .output()
-        .expect("run cargo metadata");
-    assert!(out.status.success());
-    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let meta = metadata();
     let packages: HashMap<&str, (&str, bool)> = meta["packages"]
         .as_array()
         .unwrap()
